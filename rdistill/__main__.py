@@ -1,0 +1,3 @@
+from rdistill.cli import main
+
+main()

@@ -1,0 +1,148 @@
+"""The ``rdistill`` program: one typer app, one module per subcommand under rdistill/commands/.
+
+Errors the user can fix print one line on stderr and exit 2; ``--verbose`` (anywhere on the line) shows the
+traceback instead. A closed pipe (``rdistill ... | head``) ends the program quietly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from rdistill import __version__
+from rdistill.errors import RdistillError
+
+# (name, module): each module defines ``command``, a typed function whose docstring is its --help.
+COMMANDS: list[tuple[str, str]] = [
+    ("retrieve", "rdistill.commands.retrieve"),
+    ("score-teacher", "rdistill.commands.score_teacher"),
+    ("entropy", "rdistill.commands.entropy"),
+    ("sample", "rdistill.commands.sample"),
+    ("locality", "rdistill.commands.locality"),
+    ("train", "rdistill.commands.train"),
+    ("eval", "rdistill.commands.eval"),
+    ("compare", "rdistill.commands.compare"),
+    ("report", "rdistill.commands.report"),
+    ("convert", "rdistill.commands.convert"),
+]
+
+_state: dict[str, bool] = {"verbose": False}
+
+
+def verbose() -> bool:
+    return _state["verbose"] or os.environ.get("RDISTILL_VERBOSE", "") not in ("", "0")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"rdistill: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+class RdistillGroup(TyperGroup):
+    """Adds the project-wide error policy and a ``--verbose`` accepted anywhere on the command line."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--verbose" in args:
+            cut = args.index("--") if "--" in args else len(args)
+            if "--verbose" in args[:cut]:
+                _state["verbose"] = True
+                args = [a for i, a in enumerate(args) if not (a == "--verbose" and i < cut)]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RdistillError as exc:
+            if verbose():
+                traceback.print_exc()
+            raise fail(str(exc), exc.exit_code) from None
+        except FileNotFoundError as exc:
+            if verbose():
+                traceback.print_exc()
+            raise fail(f"{exc.filename}: no such file or folder") from None
+        except PermissionError as exc:
+            if verbose():
+                traceback.print_exc()
+            raise fail(f"{exc.filename}: permission denied") from None
+        except BrokenPipeError:
+            # The reader went away (| head): stop quietly, and keep Python from complaining at exit.
+            _silence_stdout()
+            raise typer.Exit(0) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+app = typer.Typer(
+    name="rdistill",
+    cls=RdistillGroup,
+    help="Ranking distillation from the command line.\n\n"
+    "Stages read and write TREC runs or JSONL on stdin/stdout, so they pipe together, and any stage can be "
+    "swapped for an external tool. Add --verbose anywhere for tracebacks.\n\n"
+    "\b\nExample (BM25 -> teacher -> training groups -> student -> evaluation):\n"
+    "  rdistill retrieve --corpus data/scifact --queries data/scifact --split train --k 100 > bm25.trec\n"
+    "  rdistill score-teacher --model all-MiniLM-L6-v2 --queries data/scifact --corpus data/scifact "
+    "< bm25.trec > teacher.trec\n"
+    "  rdistill sample --strategy window --window 1:100 --qrels data/scifact --split train < teacher.trec "
+    "> groups.jsonl\n"
+    "  rdistill train --student cross --model all-MiniLM-L6-v2 --queries data/scifact --corpus data/scifact "
+    "--out student < groups.jsonl\n"
+    "  rdistill eval --qrels data/scifact --split test run.trec",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rdistill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Ranking distillation from the command line."""
+
+
+def _register() -> None:
+    for name, module_name in COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # not written yet; any other missing module is a real error
+                continue
+            raise
+        app.command(name)(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    # Default SIGPIPE: `rdistill ... | head` ends without a BrokenPipeError traceback.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    app(prog_name="rdistill")
+
+
+if __name__ == "__main__":
+    main()

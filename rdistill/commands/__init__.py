@@ -1,0 +1,1 @@
+"""Thin typer wrappers, one module per subcommand; the work lives in the library modules they call."""

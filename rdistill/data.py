@@ -1,0 +1,199 @@
+"""Where queries, qrels and documents come from: BEIR folders, JSONL, TSV, TREC files, stdin and ir_datasets ids.
+
+A *spec* is what a user passes to ``--queries``, ``--qrels`` or ``--corpus``:
+
+- a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/SPLIT.tsv``), e.g. ``../shared/data/scifact``;
+- a file: JSONL (``{"_id", "text"}`` / ``{"_id", "title", "text"}``), MS MARCO-style TSV (``id<TAB>text``),
+  TREC or BEIR qrels; plain or gzipped; ``-`` for stdin;
+- ``irds:DATASET_ID`` (e.g. ``irds:beir/scifact/test``) when the ir_datasets package is installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rdistill.errors import InputError, UsageError
+from rdistill.io import iter_lines, read_qrels, source_name
+from rdistill.schema import Document, Qrels, Query
+
+IRDS_PREFIX = "irds:"
+QUERY_ID_FIELDS = ("_id", "query_id", "qid", "id")
+QUERY_TEXT_FIELDS = ("text", "query")
+DOC_ID_FIELDS = ("_id", "doc_id", "docno", "id")
+DOC_TEXT_FIELDS = ("text", "contents", "body")
+
+
+def is_irds(spec: str) -> bool:
+    return str(spec).startswith(IRDS_PREFIX)
+
+
+def irds_dataset(spec: str) -> Any:
+    """Load an ir_datasets dataset by id. It may download on first use, so the tests never call it."""
+    try:
+        import ir_datasets  # type: ignore[import-not-found]
+    except ImportError:
+        raise UsageError(f"{spec}: ir_datasets ids need the ir_datasets package (pip install ir_datasets)") from None
+    name = str(spec)[len(IRDS_PREFIX):]
+    try:
+        return ir_datasets.load(name)
+    except KeyError:
+        raise UsageError(f"{spec}: ir_datasets knows no dataset {name!r}") from None
+
+
+def beir_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.jsonl", folder / f"{stem}.jsonl.gz"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def beir_splits(folder: Path) -> list[str]:
+    qrels = folder / "qrels"
+    return sorted(p.name.split(".")[0] for p in qrels.glob("*.tsv*")) if qrels.is_dir() else []
+
+
+def beir_qrels_file(folder: Path, split: str | None) -> Path:
+    splits = beir_splits(folder)
+    if split is None:
+        raise UsageError(f"{folder}: a BEIR folder needs --split (one of: {', '.join(splits) or 'none found'})")
+    for candidate in (folder / "qrels" / f"{split}.tsv", folder / "qrels" / f"{split}.tsv.gz"):
+        if candidate.exists():
+            return candidate
+    raise UsageError(f"{folder}: no qrels for split {split!r} (available: {', '.join(splits) or 'none'})")
+
+
+def _first(obj: dict[str, Any], fields: tuple[str, ...], name: str, lineno: int, what: str) -> Any:
+    for field in fields:
+        if field in obj:
+            value = obj[field]
+            return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    raise InputError(name, lineno, f"missing {what} (expected one of the fields {', '.join(map(repr, fields))})")
+
+
+# ------------------------------------------------------------------------------------------------------- qrels
+
+
+def load_qrels(spec: str, split: str | None = None) -> Qrels:
+    """Qrels from a BEIR folder and split, a TREC/BEIR qrels file, or an ir_datasets id."""
+    if is_irds(spec):
+        qrels: Qrels = {}
+        for row in irds_dataset(spec).qrels_iter():
+            qrels.setdefault(row.query_id, {})[row.doc_id] = int(row.relevance)
+        return qrels
+    path = Path(spec)
+    if str(spec) != "-" and path.is_dir():
+        return read_qrels(beir_qrels_file(path, split))
+    if split is not None:
+        raise UsageError(f"{spec}: --split only applies to a BEIR folder or an irds: id, not to a qrels file")
+    return read_qrels(spec)
+
+
+# ----------------------------------------------------------------------------------------------------- queries
+
+
+def iter_query_file(source: str | Path) -> Iterator[Query]:
+    """Queries from JSONL or TSV, told apart line by line (a JSON object starts with '{')."""
+    name = source_name(source)
+    for lineno, line in iter_lines(source):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(name, lineno, f"invalid JSON ({exc})") from None
+            qid = _first(obj, QUERY_ID_FIELDS, name, lineno, "query id")
+            text = _first(obj, QUERY_TEXT_FIELDS, name, lineno, "query text")
+            if not isinstance(text, str):
+                raise InputError(name, lineno, "query text should be a string")
+            yield Query(str(qid), text)
+        else:
+            qid, sep, text = line.partition("\t")
+            if not sep:
+                raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
+            yield Query(qid, text)
+
+
+def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
+    """Query id -> text, in file order. With a BEIR folder and a split, only the queries judged in that split."""
+    queries: dict[str, str] = {}
+    if is_irds(spec):
+        for row in irds_dataset(spec).queries_iter():
+            queries[row.query_id] = getattr(row, "text", None) or row.default_text()
+        return queries
+    path = Path(spec)
+    keep: set[str] | None = None
+    source: str | Path = spec
+    if str(spec) != "-" and path.is_dir():
+        found = beir_file(path, "queries")
+        if found is None:
+            raise UsageError(f"{spec}: not a BEIR folder (no queries.jsonl)")
+        source = found
+        if split is not None:
+            keep = set(read_qrels(beir_qrels_file(path, split)))
+    elif split is not None:
+        raise UsageError(f"{spec}: --split only applies to a BEIR folder or an irds: id, not to a query file")
+    for query in iter_query_file(source):
+        if keep is None or query.query_id in keep:
+            queries[query.query_id] = query.text
+    if not queries:
+        raise InputError(source_name(source), None, "no queries found" + (f" for split {split!r}" if split else ""))
+    return queries
+
+
+# ----------------------------------------------------------------------------------------------------- corpora
+
+
+def corpus_file(spec: str) -> Path:
+    """The file behind a corpus spec (a BEIR folder's corpus.jsonl, or the file itself)."""
+    path = Path(spec)
+    if path.is_dir():
+        found = beir_file(path, "corpus")
+        if found is None:
+            raise UsageError(f"{spec}: not a BEIR folder (no corpus.jsonl)")
+        return found
+    if not path.exists():
+        raise UsageError(f"{spec}: no such corpus file or folder")
+    return path
+
+
+def parse_document_line(line: str | bytes, name: str, lineno: int) -> Document | None:
+    """One corpus line, JSONL or ``id<TAB>text`` (or ``id<TAB>title<TAB>text``); None for a blank line."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8")
+    stripped = line.strip()
+    if not stripped:
+        return None
+    if stripped.startswith("{"):
+        try:
+            obj = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(name, lineno, f"invalid JSON ({exc})") from None
+        doc_id = _first(obj, DOC_ID_FIELDS, name, lineno, "document id")
+        text = _first(obj, DOC_TEXT_FIELDS, name, lineno, "document text")
+        title = obj.get("title") or ""
+        return Document(str(doc_id), text if isinstance(text, str) else str(text), str(title))
+    fields = line.rstrip("\r\n").split("\t")
+    if len(fields) == 2:
+        return Document(fields[0], fields[1])
+    if len(fields) == 3:
+        return Document(fields[0], fields[2], fields[1])
+    raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
+
+
+def iter_corpus(spec: str) -> Iterator[Document]:
+    """Stream every document of a corpus in file order, in constant memory."""
+    if is_irds(spec):
+        for row in irds_dataset(spec).docs_iter():
+            yield Document(row.doc_id, getattr(row, "text", "") or row.default_text(), getattr(row, "title", "") or "")
+        return
+    source = corpus_file(spec)
+    name = str(source)
+    for lineno, line in iter_lines(source):
+        doc = parse_document_line(line, name, lineno)
+        if doc is not None:
+            yield doc

@@ -1,0 +1,187 @@
+"""Documents by id in bounded memory: an on-disk offset index over the corpus file.
+
+The index holds, for every document, a 64-bit hash of its id and the byte offset of its line, sorted by hash and
+loaded memory-mapped (16 bytes a document: 140 MB for MS MARCO's 8.8 M passages, paged in on demand). A lookup is
+a binary search, one ``pread`` and one JSON parse; the id read back is compared, so hash collisions are harmless.
+It is built once per corpus file (keyed by path, size and modification time) in rdistill's cache folder, because
+corpora such as ../shared/data are often read-only. A gzipped corpus is decompressed into the cache first, since
+gzip cannot seek.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from rdistill.data import corpus_file, irds_dataset, is_irds, iter_corpus, parse_document_line
+from rdistill.errors import InputError, UsageError
+from rdistill.io import dumps, write_text_atomic
+from rdistill.schema import Document
+
+INDEX_VERSION = 1
+
+
+def cache_root() -> Path:
+    """``$RDISTILL_CACHE``, else ``$XDG_CACHE_HOME/rdistill``, else ``~/.cache/rdistill``."""
+    if os.environ.get("RDISTILL_CACHE"):
+        return Path(os.environ["RDISTILL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rdistill"
+
+
+def id_hash(doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def file_key(path: Path) -> str:
+    """Identifies one version of one file: a changed corpus gets a new index, never a stale one."""
+    stat = path.stat()
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v{INDEX_VERSION}"
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+class DocStore:
+    """Random access to a corpus's documents by id; iteration streams them in file order."""
+
+    def __init__(self, spec: str, cache_dir: str | Path | None = None) -> None:
+        self.spec = str(spec)
+        self._irds = None
+        if is_irds(self.spec):
+            self._irds = irds_dataset(self.spec).docs_store()
+            self._count = irds_dataset(self.spec).docs_count() or 0
+            return
+        source = corpus_file(self.spec)
+        folder = Path(cache_dir) if cache_dir else cache_root() / "docstore" / file_key(source)
+        self._folder = folder
+        if not (folder / "meta.json").exists():
+            _build(source, folder)
+        self.path = folder / "corpus.data" if (folder / "corpus.data").exists() else source
+        self._hashes = np.load(folder / "hashes.npy", mmap_mode="r")
+        self._offsets = np.load(folder / "offsets.npy", mmap_mode="r")
+        self._count = int(self._hashes.shape[0])
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Document]:
+        return iter_corpus(self.spec)
+
+    def close(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _read_line(self, offset: int) -> bytes:
+        chunk = b""
+        size = 4096
+        while True:
+            part = os.pread(self._fd, size, offset + len(chunk))
+            chunk += part
+            end = chunk.find(b"\n")
+            if end >= 0:
+                return chunk[:end]
+            if not part:
+                return chunk
+            size *= 2
+
+    def find(self, doc_id: str) -> Document | None:
+        if self._irds is not None:
+            try:
+                row = self._irds.get(doc_id)
+            except KeyError:
+                return None
+            return Document(row.doc_id, getattr(row, "text", "") or row.default_text(), getattr(row, "title", "") or "")
+        h = np.uint64(id_hash(doc_id))
+        i = int(np.searchsorted(self._hashes, h, side="left"))
+        while i < self._count and self._hashes[i] == h:
+            doc = parse_document_line(self._read_line(int(self._offsets[i])), str(self.path), 0)
+            if doc is not None and doc.doc_id == doc_id:
+                return doc
+            i += 1
+        return None
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self.find(doc_id) is not None
+
+    def get(self, doc_id: str) -> Document:
+        doc = self.find(doc_id)
+        if doc is None:
+            raise UsageError(f"document {doc_id!r} is not in the corpus {self.spec}")
+        return doc
+
+    def get_many(self, doc_ids: Iterable[str]) -> dict[str, Document]:
+        return {doc_id: self.get(doc_id) for doc_id in dict.fromkeys(doc_ids)}
+
+    def text(self, doc_id: str) -> str:
+        return self.get(doc_id).full_text
+
+
+def _build(source: Path, folder: Path) -> None:
+    """Scan the corpus once, recording each line's offset under its id's hash; refuse duplicate ids."""
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    data_path = source
+    with open(source, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    if gzipped:
+        data_path = tmp / "corpus.data"
+        try:
+            with gzip.open(source, "rb") as src, open(data_path, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (EOFError, OSError) as exc:
+            raise InputError(str(source), None, f"truncated or corrupt gzip data ({exc})") from None
+    hashes: list[int] = []
+    offsets: list[int] = []
+    name = str(source)
+    with open(data_path, "rb") as fh:
+        offset = 0
+        for lineno, line in enumerate(fh, 1):
+            try:
+                doc = parse_document_line(line, name, lineno)
+            except UnicodeDecodeError:
+                raise InputError(name, lineno, "not valid UTF-8") from None
+            if doc is not None:
+                hashes.append(id_hash(doc.doc_id))
+                offsets.append(offset)
+            offset += len(line)
+    if not hashes:
+        raise InputError(name, None, "empty corpus: expected one document a line")
+    h = np.asarray(hashes, dtype=np.uint64)
+    o = np.asarray(offsets, dtype=np.uint64)
+    del hashes, offsets
+    order = np.argsort(h, kind="stable")
+    h, o = h[order], o[order]
+    _check_duplicates(h, o, data_path, name)
+    np.save(tmp / "hashes.npy", h)
+    np.save(tmp / "offsets.npy", o)
+    write_text_atomic(tmp / "meta.json", dumps({"source": str(source.resolve()), "documents": int(h.shape[0]),
+                                                "version": INDEX_VERSION}) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, folder)
+
+
+def _check_duplicates(h: np.ndarray, o: np.ndarray, data_path: Path, name: str) -> None:
+    same = np.flatnonzero(h[1:] == h[:-1])
+    if same.size == 0:
+        return
+    with open(data_path, "rb") as fh:
+        def doc_at(offset: int) -> str:
+            fh.seek(offset)
+            doc = parse_document_line(fh.readline(), name, 0)
+            return doc.doc_id if doc else ""
+        for i in same:
+            first, second = doc_at(int(o[i])), doc_at(int(o[i + 1]))
+            if first == second:
+                raise InputError(name, None, f"document id {first!r} appears more than once in the corpus")

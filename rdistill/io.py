@@ -1,0 +1,347 @@
+"""Streaming readers and writers for every format rdistill touches.
+
+Readers are lenient: plain or gzip (detected by its magic bytes, not the name), tabs or spaces, ``-`` for stdin,
+blank lines skipped. Writers are strict and deterministic: single spaces, one canonical float form that reads back
+bit-identical, a final newline, and files written atomically (a temporary file renamed into place on success, so
+a crash or Ctrl-C never leaves half a file under the real name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import math
+import os
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+import orjson
+
+from rdistill.errors import InputError
+from rdistill.schema import Qrels, QrelRow, Run, RunRow
+
+Source = str | os.PathLike[str]
+STDIN_NAME = "<stdin>"
+RUN_FORMAT = "a TREC run line 'qid Q0 docno rank score tag'"
+QRELS_FORMAT = "a qrels line 'qid iter docno rel' (TREC) or 'query-id corpus-id score' (BEIR TSV)"
+
+
+def source_name(source: Source) -> str:
+    return STDIN_NAME if str(source) == "-" else str(source)
+
+
+def _binary_stdin() -> IO[bytes]:
+    buf: Any = getattr(sys.stdin, "buffer", None)
+    if buf is None:  # a text-only stream (rare; some embedders): re-encode
+        return io.BytesIO(sys.stdin.read().encode("utf-8"))
+    if not hasattr(buf, "peek"):
+        buf = io.BufferedReader(buf)
+    return buf
+
+
+@contextlib.contextmanager
+def open_binary(source: Source) -> Iterator[IO[bytes]]:
+    """Open a file or stdin for reading bytes, transparently gunzipping when the data starts with gzip's magic."""
+    name = source_name(source)
+    if str(source) == "-":
+        raw: IO[bytes] = _binary_stdin()
+        close = False
+    else:
+        path = Path(source)
+        if path.is_dir():
+            raise InputError(name, None, "is a folder, expected a file")
+        try:
+            raw = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise InputError(name, None, "no such file") from None
+        except PermissionError:
+            raise InputError(name, None, "permission denied") from None
+        close = True
+    try:
+        head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+        if head == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                yield gz  # type: ignore[misc]
+        else:
+            yield raw
+    finally:
+        if close:
+            raw.close()
+
+
+def iter_lines(source: Source) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` (1-based, newline stripped), turning decoding failures into located errors."""
+    name = source_name(source)
+    lineno = 0
+    with open_binary(source) as fh:
+        try:
+            for raw in fh:
+                lineno += 1
+                yield lineno, raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise InputError(name, lineno, f"not valid UTF-8 ({exc.reason})") from None
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise InputError(name, lineno + 1, f"truncated or corrupt gzip data ({exc})") from None
+
+
+def parse_score(text: str, name: str, lineno: int, what: str = "score") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(name, lineno, f"expected a numeric {what}, got {text!r}") from None
+    if math.isnan(value) or math.isinf(value):
+        raise InputError(name, lineno, f"expected a finite {what}, got {text!r}")
+    return value
+
+
+def format_score(score: float) -> str:
+    """Python's shortest repr: the one form that reads back bit-identical and prints 0.5 as 0.5."""
+    value = float(score)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"refusing to write a non-finite score {value!r}")
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------------------------- runs
+
+
+def iter_run(source: Source) -> Iterator[RunRow]:
+    """Stream the rows of a TREC run as they appear (no sorting, no duplicate check: see :func:`read_run`)."""
+    name = source_name(source)
+    for lineno, line in iter_lines(source):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
+        qid, _q0, doc, rank, score, tag = fields
+        try:
+            rank_value = int(rank)
+        except ValueError:
+            # trec_eval ignores the rank column, so do we; only keep it for display.
+            rank_value = 0
+        yield RunRow(qid, doc, rank_value, parse_score(score, name, lineno), tag)
+
+
+def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
+    """Stream a run one query at a time, in bounded memory.
+
+    A query's rows must be contiguous (every tool writes them so); a query that comes back after another one is
+    an error that says how to fix the file, since silently merging would need the whole run in memory.
+    """
+    name = source_name(source)
+    seen: set[str] = set()
+    current: str | None = None
+    docs: dict[str, float] = {}
+    lineno = 0
+    for lineno, line in iter_lines(source):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
+        qid, doc, score = fields[0], fields[2], parse_score(fields[4], name, lineno)
+        if qid != current:
+            if current is not None:
+                yield current, docs
+            if qid in seen:
+                raise InputError(
+                    name, lineno, f"query {qid!r} appears again after other queries; group the run by query first "
+                    "(e.g. sort -s -k1,1)")
+            seen.add(qid)
+            current, docs = qid, {}
+        if doc in docs:
+            raise InputError(name, lineno, f"document {doc!r} appears twice for query {qid!r}")
+        docs[doc] = score
+    if current is None:
+        raise InputError(name, None, f"empty input: expected {RUN_FORMAT}")
+    yield current, docs
+
+
+def read_run(source: Source) -> Run:
+    """Load a whole run. The rank column and the file order are ignored, as trec_eval ignores them."""
+    name = source_name(source)
+    run: Run = {}
+    lineno = 0
+    for lineno, line in iter_lines(source):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
+        qid, doc = fields[0], fields[2]
+        docs = run.setdefault(qid, {})
+        if doc in docs:
+            raise InputError(name, lineno, f"document {doc!r} appears twice for query {qid!r}")
+        docs[doc] = parse_score(fields[4], name, lineno)
+    if not run:
+        raise InputError(name, None, f"empty input: expected {RUN_FORMAT}")
+    return run
+
+
+def sort_query(docs: dict[str, float] | Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """trec_eval's order: score descending, ties broken by docno descending."""
+    items = docs.items() if isinstance(docs, dict) else docs
+    return sorted(items, key=lambda item: (item[1], item[0]), reverse=True)
+
+
+def format_run_query(query_id: str, docs: dict[str, float] | Iterable[tuple[str, float]], tag: str,
+                     depth: int | None = None) -> str:
+    """The canonical TREC lines of one query, ranked as trec_eval ranks them, optionally cut to ``depth``."""
+    ranked = sort_query(docs)
+    if depth is not None:
+        ranked = ranked[:depth]
+    return "".join(
+        f"{query_id} Q0 {doc} {rank} {format_score(score)} {tag}\n" for rank, (doc, score) in enumerate(ranked, 1)
+    )
+
+
+def write_run(out: TextIO, run: Run | Iterable[tuple[str, dict[str, float]]], tag: str = "rdistill",
+              depth: int | None = None) -> None:
+    """Write a run query by query, in the order given."""
+    items = run.items() if isinstance(run, dict) else run
+    for qid, docs in items:
+        out.write(format_run_query(qid, docs, tag, depth))
+
+
+# --------------------------------------------------------------------------------------------------------- qrels
+
+
+def iter_qrels(source: Source) -> Iterator[QrelRow]:
+    """TREC qrels (4 fields) or BEIR qrels TSV (3 fields, optional header), tabs or spaces."""
+    name = source_name(source)
+    for lineno, line in iter_lines(source):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) == 4:
+            qid, iteration, doc, rel = fields
+        elif len(fields) == 3:
+            qid, doc, rel = fields
+            iteration = "0"
+            if lineno == 1 and not _is_int(rel):  # BEIR's "query-id corpus-id score" header
+                continue
+        else:
+            raise InputError(name, lineno, f"expected {QRELS_FORMAT}, got {len(fields)} field(s)")
+        if not _is_int(rel):
+            raise InputError(name, lineno, f"expected an integer relevance level, got {rel!r}")
+        yield QrelRow(qid, doc, int(rel), iteration)
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_qrels(source: Source) -> Qrels:
+    name = source_name(source)
+    qrels: Qrels = {}
+    for row in iter_qrels(source):
+        qrels.setdefault(row.query_id, {})[row.doc_id] = row.relevance
+    if not qrels:
+        raise InputError(name, None, f"empty input: expected {QRELS_FORMAT}")
+    return qrels
+
+
+def write_qrels(out: TextIO, qrels: Qrels) -> None:
+    for qid, docs in qrels.items():
+        for doc in sorted(docs):
+            out.write(f"{qid} 0 {doc} {docs[doc]}\n")
+
+
+# --------------------------------------------------------------------------------------------------------- JSONL
+
+
+def iter_jsonl(source: Source) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line; a line that is not a JSON object is an error."""
+    name = source_name(source)
+    for lineno, line in iter_lines(source):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(name, lineno, f"invalid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise InputError(name, lineno, f"expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def require(obj: dict[str, Any], field: str, name: str, lineno: int, kind: type | tuple[type, ...] = str) -> Any:
+    """Fetch a required field, with an error that names the file, line and field."""
+    if field not in obj:
+        raise InputError(name, lineno, f"missing field {field!r}")
+    value = obj[field]
+    if kind is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # lenient: ids written as numbers are still ids
+    if not isinstance(value, kind):
+        want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise InputError(name, lineno, f"field {field!r} should be {want}, got {type(value).__name__}")
+    return value
+
+
+def dumps(obj: Any) -> str:
+    """One canonical JSON line (orjson: shortest round-trip floats, UTF-8, no spaces)."""
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8")
+
+
+def write_jsonl(out: TextIO, records: Iterable[Any]) -> int:
+    count = 0
+    for record in records:
+        obj = record.to_json() if hasattr(record, "to_json") else record
+        out.write(dumps(obj))
+        out.write("\n")
+        count += 1
+    return count
+
+
+# ------------------------------------------------------------------------------------------------------- output
+
+
+@contextlib.contextmanager
+def open_output(target: Source | None) -> Iterator[TextIO]:
+    """Text output to stdout (``None`` or ``-``) or, atomically, to a file (gzip when the name ends in .gz).
+
+    The data goes to a hidden temporary file beside the target and is renamed over it only when the block ends
+    without an exception, so readers never see half a file and a failed run leaves the old file untouched.
+    """
+    if target is None or str(target) == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    raw = open(tmp, "wb")  # noqa: SIM115 - closed below
+    binary: IO[bytes] = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
+    text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")  # type: ignore[arg-type]
+    try:
+        yield text
+        text.flush()
+        text.detach()  # so that garbage collection of the wrapper does not close the file a second time
+        if binary is not raw:
+            binary.close()
+        raw.flush()
+        os.fsync(raw.fileno())
+        raw.close()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            text.detach()
+        with contextlib.suppress(Exception):
+            raw.close()
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(path: Source, content: str) -> None:
+    with open_output(path) as out:
+        out.write(content)

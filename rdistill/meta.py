@@ -1,0 +1,44 @@
+"""Metadata sidecars: what produced an output file (arguments, seed, model, versions), written next to it."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rdistill import __version__
+from rdistill.io import dumps, write_text_atomic
+
+
+def versions() -> dict[str, str]:
+    found = {"rdistill": __version__, "python": platform.python_version()}
+    for name in ("torch", "transformers", "numpy", "ranx", "faiss", "bm25s"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "__version__"):
+            found[name] = str(module.__version__)
+    return found
+
+
+def sidecar_path(output: str | Path) -> Path:
+    path = Path(output)
+    return path.with_name(path.name + ".meta.json")
+
+
+def write_sidecar(output: str | Path, info: dict[str, Any]) -> Path:
+    """Write ``OUTPUT.meta.json``: the caller's info plus versions, command line and time."""
+    record = {"command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info,
+              "versions": versions()}
+    path = sidecar_path(output)
+    write_text_atomic(path, dumps(record) + "\n")
+    return path
+
+
+def file_sha256(path: str | Path, limit: int | None = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,86 @@
+"""Readers and writers of the schema module: strict writing, lenient reading, located errors."""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rdistill.errors import InputError
+from rdistill.io import format_run_query, iter_run_queries, open_output, read_qrels, read_run
+from tests.conftest import CONFORMANCE, SAMPLE
+
+
+def test_run_writer_orders_as_trec_eval_and_reads_back_bit_identical(tmp_path: Path) -> None:
+    docs = {"b": 0.1 + 0.2, "a": 0.1 + 0.2, "c": 1e-17, "d": -3.0}
+    text = format_run_query("7", docs, "tag")
+    assert text.splitlines() == [
+        f"7 Q0 b 1 {0.1 + 0.2!r} tag", f"7 Q0 a 2 {0.1 + 0.2!r} tag", "7 Q0 c 3 1e-17 tag", "7 Q0 d 4 -3.0 tag"]
+    path = tmp_path / "r.trec"
+    path.write_text(text)
+    assert read_run(path) == {"7": docs}
+
+
+@given(st.dictionaries(st.text("abcxyz0123", min_size=1, max_size=6),
+                       st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=20))
+def test_run_round_trip_property(docs: dict[str, float]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.trec"
+        path.write_text(format_run_query("q", docs, "t"))
+        assert read_run(path) == {"q": docs}
+
+
+def test_reader_accepts_tabs_padding_and_gzip(tmp_path: Path) -> None:
+    run = read_run(CONFORMANCE / "results.test")
+    assert len(run) == 3 and sum(len(d) for d in run.values()) == 1500
+    gz = tmp_path / "r.gz"
+    gz.write_bytes(gzip.compress((CONFORMANCE / "results.test").read_bytes()))
+    assert read_run(gz) == run
+    qrels = read_qrels(CONFORMANCE / "qrels.test")
+    assert sum(1 for d in qrels.values() for r in d.values() if r > 0) == 561
+
+
+@pytest.mark.parametrize("content, message", [
+    ("q1 Q0 d1 1 2.0\n", "6 fields"),
+    ("q1 Q0 d1 1 abc t\n", "numeric score"),
+    ("q1 Q0 d1 1 nan t\n", "finite score"),
+    ("q1 Q0 d1 1 1.0 t\nq1 Q0 d1 2 0.5 t\n", "appears twice"),
+    ("", "empty input"),
+])
+def test_bad_runs_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.trec"
+    path.write_text(content)
+    with pytest.raises(InputError) as err:
+        read_run(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_truncated_gzip_is_a_located_error(tmp_path: Path) -> None:
+    path = tmp_path / "cut.trec.gz"
+    path.write_bytes(gzip.compress((SAMPLE / "run.trec").read_bytes() * 50)[:-30])
+    with pytest.raises(InputError, match="gzip"):
+        read_run(path)
+
+
+def test_streaming_reader_refuses_split_queries(tmp_path: Path) -> None:
+    path = tmp_path / "r.trec"
+    path.write_text("a Q0 d1 1 1 t\nb Q0 d1 1 1 t\na Q0 d2 2 0 t\n")
+    with pytest.raises(InputError, match=r"r.trec:3: query 'a' appears again"):
+        list(iter_run_queries(path))
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.trec"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), open_output(target) as out:
+        out.write("partial")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.trec"]
+    with open_output(tmp_path / "new.trec.gz") as out:
+        out.write("x\n")
+    assert gzip.decompress((tmp_path / "new.trec.gz").read_bytes()) == b"x\n"
