@@ -1,0 +1,73 @@
+"""The program as a whole: every subcommand is listed, documented with an example, and has a current man page;
+errors are one line without --verbose; a closed pipe ends quietly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rdistill.cli import COMMANDS, app
+from rdistill.manpages import pages
+from tests.conftest import DATA, ROOT, SAMPLE
+
+NAMES = [name for name, _ in COMMANDS]
+
+
+def registered() -> list[str]:
+    import typer
+
+    return sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_every_listed_command_is_registered() -> None:
+    assert registered() == sorted(NAMES)
+
+
+def test_root_help_lists_every_subcommand(cli) -> None:
+    result = cli("--help")
+    assert result.exit_code == 0
+    for name in NAMES:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_subcommand_help_has_an_example(cli, name: str) -> None:
+    result = cli(name, "--help")
+    assert result.exit_code == 0, result
+    assert "Example" in result.stdout and f"rdistill {name}" in result.stdout
+
+
+def test_man_pages_are_present_and_current() -> None:
+    expected = pages()
+    assert set(expected) == {"rdistill.1", *(f"rdistill-{name}.1" for name in NAMES)}
+    stale = [name for name, text in expected.items()
+             if not (ROOT / "man" / name).exists() or (ROOT / "man" / name).read_text() != text]
+    assert not stale, f"regenerate with `python -m rdistill.manpages man`: {stale}"
+
+
+def test_bad_input_is_one_line_and_exit_2(cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.trec"
+    bad.write_text("q1 Q0 d1 1 1.5 t\nq1 Q0 d2 2 oops t\n")
+    result = cli("eval", "--qrels", SAMPLE / "qrels.txt", bad)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"rdistill: error: {bad}:2: expected a numeric score, got 'oops'"
+    assert result.stdout == ""
+
+
+def test_verbose_shows_the_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-m", "rdistill", "eval", "--qrels", str(SAMPLE / "qrels.txt"),
+                           "/nonexistent/run.trec", "--verbose"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" in proc.stderr and "rdistill: error:" in proc.stderr
+
+
+def test_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    # 75 queries x 1000 documents is far more than a pipe buffer, so the writer meets the closed pipe.
+    cmd = (f"{sys.executable} -m rdistill retrieve --corpus {DATA / 'cranfield'} --queries {DATA / 'cranfield'} "
+           f"--split test --k 1000 | head -n 1")
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    assert proc.stdout.count("\n") == 1
+    assert proc.stderr == ""
