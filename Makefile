@@ -24,3 +24,133 @@ man:  ## Regenerate man/ from the --help texts.
 
 lint:
 	$(BIN)/ruff check rdistill tests bench
+
+# ------------------------------------------------------------------------------------------------------------------
+# The study. Variables can be set on the command line, e.g. `make demo DATASET=nfcorpus DATA=~/beir STEPS=500`.
+DATA ?= ../shared/data
+DATASET ?= scifact
+OOD ?= cranfield vaswani
+OUT ?= out/demo
+TEACHER ?= all-MiniLM-L6-v2
+STUDENT ?= all-MiniLM-L6-v2
+INIT_LAYERS ?= 2
+GROUP_SIZE ?= 8
+BATCH ?= 8
+STEPS ?= 150
+LR ?= 3e-5
+SEEDS ?= 42
+DEPTH ?= 200
+RERANK_DEPTH ?= 100
+WINDOW ?= 1:100
+# The demo: two sampling sources, one loss. The grid: the paper's sources x losses, plus entropy cuts.
+DEMO_STUDENTS ?= bm25.marginmse teacher.marginmse
+GRID_SAMPLINGS ?= random bm25 teacher ensemble ensemble-nofilter
+GRID_LOSSES ?= lce marginmse ranknet kl
+CUT_SAMPLING ?= bm25
+CUTS ?= below-median above-median inner outer below-q3 above-q1
+CUT_LOSSES ?= marginmse lce
+
+RD := $(BIN)/rdistill
+D := $(DATA)/$(DATASET)
+
+.PHONY: demo grid report-demo report-grid clean-demo
+.SECONDARY:
+.DELETE_ON_ERROR:
+
+$(OUT)/bm25.train.trec:
+	@mkdir -p $(@D)
+	$(RD) retrieve --corpus $(D) --queries $(D) --split train --k $(DEPTH) --index $(OUT)/index/bm25 > $@.tmp && mv $@.tmp $@
+
+$(OUT)/bm25.test.$(DATASET).trec:
+	@mkdir -p $(@D)
+	$(RD) retrieve --corpus $(D) --queries $(D) --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25 > $@.tmp && mv $@.tmp $@
+
+$(OUT)/bm25.test.%.trec:
+	@mkdir -p $(@D)
+	$(RD) retrieve --corpus $(DATA)/$* --queries $(DATA)/$* --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25-$* > $@.tmp && mv $@.tmp $@
+
+$(OUT)/dense.train.trec:
+	$(RD) retrieve --dense --model $(TEACHER) --corpus $(D) --queries $(D) --split train --k $(DEPTH) --index $(OUT)/index/dense > $@.tmp && mv $@.tmp $@
+
+# The teacher scores {positives} U BM25@DEPTH, as the paper does, so every group can carry its positive's score.
+$(OUT)/teacher.train.trec: $(OUT)/bm25.train.trec
+	$(RD) score-teacher --model $(TEACHER) --queries $(D) --corpus $(D) --qrels $(D) --split train -o $@ < $<
+
+$(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec
+	$(RD) entropy --k $(RERANK_DEPTH) --plot $(OUT)/entropy.train.png < $< > $@.tmp && mv $@.tmp $@
+
+$(OUT)/groups/random.jsonl: $(OUT)/teacher.train.trec
+	@mkdir -p $(@D)
+	$(RD) sample --strategy random --corpus $(D) --scores $< --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 < $< > $@.tmp && mv $@.tmp $@
+
+$(OUT)/groups/bm25.jsonl: $(OUT)/bm25.train.trec $(OUT)/teacher.train.trec
+	@mkdir -p $(@D)
+	$(RD) sample --strategy window --window $(WINDOW) --scores $(OUT)/teacher.train.trec --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 < $< > $@.tmp && mv $@.tmp $@
+
+$(OUT)/groups/teacher.jsonl: $(OUT)/teacher.train.trec
+	@mkdir -p $(@D)
+	$(RD) sample --strategy teacher --window $(WINDOW) --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 < $< > $@.tmp && mv $@.tmp $@
+
+$(OUT)/groups/ensemble.jsonl: $(OUT)/bm25.train.trec $(OUT)/dense.train.trec $(OUT)/teacher.train.trec
+	@mkdir -p $(@D)
+	$(RD) sample --strategy ensemble --scores $(OUT)/teacher.train.trec --corpus $(D) --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 $(OUT)/bm25.train.trec $(OUT)/dense.train.trec > $@.tmp && mv $@.tmp $@
+
+$(OUT)/groups/ensemble-nofilter.jsonl: $(OUT)/bm25.train.trec $(OUT)/dense.train.trec $(OUT)/teacher.train.trec
+	@mkdir -p $(@D)
+	$(RD) sample --strategy ensemble --no-filter --scores $(OUT)/teacher.train.trec --corpus $(D) --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 $(OUT)/bm25.train.trec $(OUT)/dense.train.trec > $@.tmp && mv $@.tmp $@
+
+# Entropy cuts of one sampling source's groups: groups/SOURCE~CUT.jsonl keeps the queries the cut names.
+CUT_GROUPS = $(foreach c,$(CUTS),$(OUT)/groups/$(CUT_SAMPLING)~$(c).jsonl)
+$(CUT_GROUPS): $(OUT)/groups/$(CUT_SAMPLING)~%.jsonl: $(OUT)/groups/$(CUT_SAMPLING).jsonl
+	$(RD) entropy --keep $* < $< > $@.tmp && mv $@.tmp $@
+
+.SECONDEXPANSION:
+# A student: students/SOURCE.LOSS.sSEED, trained on groups/SOURCE.jsonl.
+$(OUT)/students/%/config.json: $(OUT)/groups/$$(word 1,$$(subst ., ,$$*)).jsonl
+	$(RD) train --student cross --model $(STUDENT) --init-layers $(INIT_LAYERS) --loss $(word 2,$(subst ., ,$*)) \
+	  --group-size $(GROUP_SIZE) --batch-size $(BATCH) --lr $(LR) --max-steps $(STEPS) \
+	  --seed $(patsubst s%,%,$(word 3,$(subst ., ,$*))) --queries $(D) --corpus $(D) --out $(@D) < $<
+
+# A student's re-ranking of BM25's top RERANK_DEPTH on a test collection: runs/COLLECTION/STUDENT.trec.
+$(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \
+                    $(OUT)/bm25.test.$$(firstword $$(subst /, ,$$*)).trec
+	@mkdir -p $(@D)
+	$(RD) score-teacher --model $(<D) --queries $(DATA)/$(firstword $(subst /, ,$*)) \
+	  --corpus $(DATA)/$(firstword $(subst /, ,$*)) < $(word 2,$^) > $@.tmp && mv $@.tmp $@
+
+# Baselines on every test collection: BM25 itself and the teacher re-ranking it.
+$(OUT)/baselines/%/bm25.trec: $(OUT)/bm25.test.%.trec
+	@mkdir -p $(@D)
+	cp $< $@
+$(OUT)/baselines/%/teacher.trec: $(OUT)/bm25.test.%.trec
+	@mkdir -p $(@D)
+	$(RD) score-teacher --model $(TEACHER) --queries $(DATA)/$* --corpus $(DATA)/$* < $< > $@.tmp && mv $@.tmp $@
+
+COLLECTIONS = $(DATASET) $(OOD)
+student_names = $(foreach s,$(1),$(foreach seed,$(SEEDS),$(s).s$(seed)))
+runs_for = $(foreach c,$(COLLECTIONS),$(foreach n,$(call student_names,$(1)),$(OUT)/runs/$(c)/$(n).trec) \
+  $(OUT)/baselines/$(c)/bm25.trec $(OUT)/baselines/$(c)/teacher.trec)
+qrels_args = $(foreach c,$(COLLECTIONS),--qrels $(c)=$(DATA)/$(c):test)
+
+DEMO_RUNS = $(call runs_for,$(DEMO_STUDENTS))
+GRID_STUDENTS = $(foreach s,$(GRID_SAMPLINGS),$(foreach l,$(GRID_LOSSES),$(s).$(l))) \
+  $(foreach c,$(CUTS),$(foreach l,$(CUT_LOSSES),$(CUT_SAMPLING)~$(c).$(l)))
+GRID_RUNS = $(call runs_for,$(GRID_STUDENTS))
+
+$(OUT)/report.md: $(DEMO_RUNS) $(OUT)/baselines/$(DATASET)/teacher.trec
+	$(RD) report --runs $(OUT)/runs --baselines $(OUT)/baselines $(qrels_args) \
+	  --teacher-run $(OUT)/baselines/$(DATASET)/teacher.trec --plot $(OUT)/entropy_vs_ndcg.png -o $@
+
+demo: $(OUT)/report.md  ## The main job: two students on scifact, evaluated in and out of domain.
+	@cat $(OUT)/report.md
+	@echo "demo outputs: $(OUT)/ (report.md, runs/, students/, groups/, entropy_vs_ndcg.png)" >&2
+
+grid: OUT = out/grid
+grid:  ## The paper's study at this scale: sampling x loss, plus entropy cuts; SEEDS="1 2 3" for several seeds.
+	$(MAKE) OUT=$(OUT) $(GRID_RUNS)
+	$(RD) report --runs $(OUT)/runs --baselines $(OUT)/baselines $(qrels_args) \
+	  --teacher-run $(OUT)/baselines/$(DATASET)/teacher.trec --plot $(OUT)/entropy_vs_ndcg.png -o $(OUT)/report.md
+	@echo "grid outputs: $(OUT)/report.md" >&2
+
+clean-demo:
+	rm -rf out/demo
