@@ -1,0 +1,88 @@
+"""``rdistill train``: a thin typer wrapper over :func:`rdistill.training.train`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rdistill.commands._common import CorpusOpt, DeviceOpt, QueriesOpt, SeedOpt
+
+
+def command(
+    queries: QueriesOpt,
+    corpus: CorpusOpt,
+    out: Annotated[str, typer.Option("--out", help="Folder to write the trained model into (a Hugging Face "
+                                     "folder, plus rdistill_train.json).", metavar="DIR")],
+    groups: Annotated[str, typer.Argument(help="Training groups JSONL (from rdistill sample); - for stdin.",
+                                          metavar="GROUPS")] = "-",
+    model: Annotated[str, typer.Option("--model", help="Initial checkpoint: a folder or all-MiniLM-L6-v2.")]
+    = "all-MiniLM-L6-v2",
+    student: Annotated[str, typer.Option("--student", help="cross (query and document in one input, 2-label "
+                                         "head) or bi (tied encoder, dot product).")] = "cross",
+    loss: Annotated[str, typer.Option("--loss", help="lce (labels only), marginmse, ranknet or kl (these three "
+                                      "need the groups' teacher scores).")] = "lce",
+    temperature: Annotated[float, typer.Option("--temperature", help="Softmax temperature of --loss kl.")] = 1.0,
+    init_layers: Annotated[int | None, typer.Option("--init-layers", min=1, help="Keep only the first N "
+                                                    "layers of the initial encoder (a smaller student).")] = None,
+    group_size: Annotated[int | None, typer.Option("--group-size", min=2, help="Documents per query: the "
+                                                   "positive and G-1 negatives, drawn once per query (seeded) from "
+                                                   "larger groups. Default: the groups as given.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Queries per micro-batch (each with "
+                                            "its group).")] = 8,
+    grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Micro-batches per optimizer step.")] = 2,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate of AdamW.")] = 1e-5,
+    weight_decay: Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay.")] = 0.01,
+    warmup: Annotated[float, typer.Option("--warmup", help="Fraction of the steps spent warming up linearly, "
+                                          "then the rate decays linearly to 0.")] = 0.1,
+    max_grad_norm: Annotated[float, typer.Option("--max-grad-norm", help="Clip the gradient norm (0: off).")]
+    = 1.0,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Optimizer steps to train for "
+                                                  "(passing over the groups as often as needed).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Passes over the groups (default 1 "
+                                               "when --max-steps is not given).")] = None,
+    max_query_length: Annotated[int, typer.Option("--max-query-length", min=1, help="Query tokens kept.")] = 30,
+    max_doc_length: Annotated[int, typer.Option("--max-doc-length", min=1, help="Document tokens kept.")] = 200,
+    pooling: Annotated[str, typer.Option("--pooling", help="Bi-encoder pooling: cls or mean.")] = "cls",
+    in_batch_negatives: Annotated[bool, typer.Option("--in-batch-negatives", help="Bi-encoder with lce: also "
+                                                     "use the other queries' documents of the batch as "
+                                                     "negatives.")] = False,
+    seed: SeedOpt = 42,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="Save resumable state to "
+                                                  "OUT/checkpoint every N steps (0: never).")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue exactly from OUT/checkpoint (same "
+                                         "arguments and data).")] = False,
+    stop_after: Annotated[int | None, typer.Option("--stop-after", min=1, help="Stop after step N, leaving a "
+                                                   "checkpoint to --resume from (e.g. for time-limited jobs).")]
+    = None,
+    device: DeviceOpt = "auto",
+    amp: Annotated[str, typer.Option("--amp", help="Mixed precision on a GPU: none, bf16 or fp16; losses are "
+                                     "computed in fp32 either way.")] = "none",
+) -> None:
+    """Train a student ranker on training groups, by distillation or from labels.
+
+    Reads groups (one JSON object a line: query_id, doc_ids with the positive first, labels, teacher scores),
+    looks up the texts in --queries and --corpus, and trains a cross-encoder or bi-encoder student from --model
+    with AdamW, a linear schedule with warmup and gradient accumulation. The result in --out is a Hugging Face
+    folder that `rdistill score-teacher --model OUT` (cross) or `rdistill retrieve --dense --model OUT` (bi)
+    loads directly, with OUT/rdistill_train.json recording the arguments, data hash, versions and losses. The
+    same seed gives the same weights on the CPU. Under `torchrun --nproc-per-node N rdistill train ... GROUPS`
+    it trains data-parallel (gloo on CPU, nccl on GPU) with the same global batch.
+
+    \b
+    Example:
+      rdistill train --student cross --model all-MiniLM-L6-v2 --init-layers 2 --loss marginmse \\
+          --queries ../shared/data/scifact --corpus ../shared/data/scifact --group-size 8 \\
+          --max-steps 200 --seed 1 --out student < groups.jsonl
+      rdistill score-teacher --model student --queries ../shared/data/scifact \\
+          --corpus ../shared/data/scifact < bm25.test.trec > student.trec
+    """
+    from rdistill.training import TrainConfig, train
+
+    train(TrainConfig(
+        model=model, queries=queries, corpus=corpus, out=out, groups=groups, student=student, loss=loss,
+        temperature=temperature, group_size=group_size, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+        weight_decay=weight_decay, warmup=warmup, max_grad_norm=max_grad_norm, max_steps=max_steps, epochs=epochs,
+        max_query_length=max_query_length, max_doc_length=max_doc_length, init_layers=init_layers,
+        pooling=pooling, in_batch_negatives=in_batch_negatives, seed=seed, checkpoint_every=checkpoint_every,
+        resume=resume, stop_after=stop_after, device=None if device == "auto" else device, amp=amp))

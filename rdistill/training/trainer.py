@@ -1,0 +1,369 @@
+"""The training loop of ``rdistill train``: AdamW with linear warmup and decay, gradient accumulation, mixed
+precision on GPU, exact resume from checkpoints, and data parallelism under torchrun.
+
+Every optimizer step's gradient is the mean of the per-query losses over the step's *global* batch: each micro-batch
+contributes sum(per-query losses) / (queries in the step), and ranks sum their gradients. So a run on N processes
+computes the same update as one process with the same batch (up to float rounding), and accumulation over k
+micro-batches the same as one batch k times larger.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from rdistill.data import load_queries
+from rdistill.docstore import DocStore
+from rdistill.errors import InputError, UsageError
+from rdistill.io import dumps, source_name, write_text_atomic
+from rdistill.meta import versions
+from rdistill.models import progress, resolve_device, resolve_model
+from rdistill.training.data import Schedule, TrainGroup, read_groups
+from rdistill.training.losses import LOSSES, NEEDS_TEACHER
+from rdistill.training.students import Student, build_student
+
+METADATA = "rdistill_train.json"
+CHECKPOINT = "checkpoint"
+# Arguments that may differ between an interrupted run and its resumption; all others must match exactly.
+RESUME_FREE = {"resume", "stop_after", "checkpoint_every", "device", "out", "groups"}
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    queries: str
+    corpus: str
+    out: str
+    groups: str = "-"
+    student: str = "cross"
+    loss: str = "lce"
+    temperature: float = 1.0
+    group_size: int | None = None
+    batch_size: int = 8
+    grad_accum: int = 2
+    lr: float = 1e-5
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    max_grad_norm: float = 1.0
+    max_steps: int | None = None
+    epochs: int | None = None
+    max_query_length: int = 30
+    max_doc_length: int = 200
+    init_layers: int | None = None
+    pooling: str = "cls"
+    in_batch_negatives: bool = False
+    seed: int = 42
+    checkpoint_every: int = 0
+    resume: bool = False
+    stop_after: int | None = None
+    device: str | None = None
+    amp: str = "none"
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    pairs_per_second: float = 0.0
+    seconds: float = 0.0
+    finished: bool = True
+
+
+# ------------------------------------------------------------------------------------------------ distributed
+
+
+def _world() -> tuple[int, int, int]:
+    """(rank, local rank, world size) from torchrun's environment; (0, 0, 1) when run directly."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    """Sum gradients over ranks in one flat buffer. A parameter no rank used keeps grad None (AdamW then leaves it
+    alone, exactly as in a single process); one used elsewhere but not here counts as zero."""
+    if world == 1:
+        return
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=params[0].device)
+    dist.all_reduce(used)
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, flag in zip(params, used.tolist()):
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone() if flag > 0 else None
+        offset += n
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fingerprint(config: TrainConfig, data_sha: str, world: int) -> dict[str, Any]:
+    args = {k: v for k, v in asdict(config).items() if k not in RESUME_FREE}
+    return {**args, "groups_sha256": data_sha, "world_size": world}
+
+
+def _save_checkpoint(out: Path, rank: int, state: dict[str, Any], world: int) -> None:
+    """Write the checkpoint into a fresh folder, then swap it in, so a crash mid-write leaves the previous one."""
+    tmp = out / f"{CHECKPOINT}.tmp"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    if world > 1:
+        dist.barrier()
+    torch.save(_rng_state(), tmp / f"rng-{rank}.pt")
+    if rank == 0:
+        torch.save(state, tmp / "state.pt")
+    if world > 1:
+        dist.barrier()
+    if rank == 0:
+        final = out / CHECKPOINT
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    if world > 1:
+        dist.barrier()
+
+
+def _load_checkpoint(out: Path, rank: int, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    folder = out / CHECKPOINT
+    if not (folder / "state.pt").exists():
+        print(f"rdistill train: no checkpoint in {folder}; starting from the beginning", file=sys.stderr)
+        return None
+    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+    differ = sorted(k for k in set(fingerprint) | set(state["fingerprint"])
+                    if fingerprint.get(k) != state["fingerprint"].get(k))
+    if differ:
+        raise UsageError(f"--resume: the checkpoint in {folder} was made with other arguments or data "
+                         f"({', '.join(differ)}); use the same ones, or drop --resume to start again")
+    state["rng"] = torch.load(folder / f"rng-{rank}.pt", map_location="cpu", weights_only=False)
+    return state
+
+
+# ------------------------------------------------------------------------------------------------------ checks
+
+
+def _check(config: TrainConfig) -> None:
+    if config.loss not in LOSSES:
+        raise UsageError(f"--loss {config.loss!r}: expected one of {', '.join(LOSSES)}")
+    if config.student not in ("cross", "bi"):
+        raise UsageError(f"--student {config.student!r}: expected cross or bi")
+    if config.in_batch_negatives and (config.student != "bi" or config.loss != "lce"):
+        raise UsageError("--in-batch-negatives needs --student bi and --loss lce (teacher scores exist only for a "
+                         "query's own group)")
+    if config.max_steps is not None and config.epochs is not None:
+        raise UsageError("give --max-steps or --epochs, not both")
+    if config.amp not in ("none", "bf16", "fp16"):
+        raise UsageError(f"--amp {config.amp!r}: expected none, bf16 or fp16")
+    if config.temperature <= 0:
+        raise UsageError("--temperature must be positive")
+    if config.group_size is not None and config.group_size < 2:
+        raise UsageError("--group-size must be at least 2 (a positive and a negative)")
+
+
+def _prepare_out(out: Path, resume: bool) -> None:
+    """Refuse to replace a folder that is not ours: the final model swaps the whole folder in."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    if out.is_dir():
+        entries = {p.name for p in out.iterdir()}
+        if entries and METADATA not in entries and not entries <= {CHECKPOINT, f"{CHECKPOINT}.tmp"}:
+            raise UsageError(f"--out {out}: a folder with other files in it; give a new or empty folder")
+
+
+def _check_texts(groups: list[TrainGroup], queries: dict[str, str], store: DocStore, name: str) -> None:
+    for group in groups:
+        if group.query_id not in queries:
+            raise InputError(name, group.line, f"query {group.query_id!r} is not in --queries")
+        for doc_id in group.doc_ids:
+            if doc_id not in store:
+                raise InputError(name, group.line, f"document {doc_id!r} is not in --corpus")
+
+
+# -------------------------------------------------------------------------------------------------------- train
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train a student as ``config`` says and write it to ``config.out`` (rank 0 only under torchrun)."""
+    _check(config)
+    rank, local_rank, world = _world()
+    device = resolve_device(config.device)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if config.groups == "-":
+            raise UsageError("under torchrun give the groups as a file, not stdin (every rank reads it)")
+    if config.amp != "none" and device.type != "cuda":
+        raise UsageError(f"--amp {config.amp} needs a GPU (--device cuda); on the CPU train in fp32")
+    out = Path(config.out)
+    _prepare_out(out, config.resume)
+
+    name = source_name(config.groups)
+    groups, data_sha = read_groups(config.groups, config.group_size, config.seed,
+                                   need_scores=config.loss in NEEDS_TEACHER, loss=config.loss)
+    queries = load_queries(config.queries)
+    store = DocStore(config.corpus)
+    _check_texts(groups, queries, store, name)
+
+    if config.max_steps is not None:
+        total_queries = config.max_steps * config.batch_size * config.grad_accum
+    else:
+        total_queries = (config.epochs or 1) * len(groups)
+    schedule = Schedule(len(groups), config.batch_size, config.grad_accum, config.seed, total_queries)
+    total_steps = schedule.steps
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)  # a new classification head starts from the same weights for the same seed
+    student = build_student(config.student, resolve_model(config.model), config.init_layers,  # type: ignore[arg-type]
+                            config.max_query_length, config.max_doc_length, config.pooling)  # type: ignore[arg-type]
+    model = student.model.to(device)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = math.ceil(config.warmup * total_steps)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+    loss_fn = LOSSES[config.loss]
+    fingerprint = _fingerprint(config, data_sha, world)
+
+    start_step, losses, trained_seconds, trained_pairs = 0, [], 0.0, 0
+    if config.resume:
+        state = _load_checkpoint(out, rank, fingerprint)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            start_step, losses = state["step"], state["losses"]
+            trained_seconds, trained_pairs = state["seconds"], state["pairs"]
+            _set_rng_state(state["rng"])
+
+    stop = total_steps if config.stop_after is None else min(total_steps, config.stop_after)
+    bar = progress(total_steps, "training", "step") if rank == 0 else None
+    if bar is not None:
+        bar.update(start_step)
+    started = time.perf_counter()
+    pairs_here = 0
+    for step in range(start_step, stop):
+        micro_batches = schedule.step(step)
+        n_step = sum(len(mb) for mb in micro_batches)
+        step_loss = torch.zeros((), device=device)
+        for micro in micro_batches:
+            mine = [groups[i] for i in Schedule.share(micro, rank, world)]
+            if not mine:
+                continue
+            texts = [[store.text(d) for d in g.doc_ids] for g in mine]
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                s, mask = student.group_scores(model, [queries[g.query_id] for g in mine], texts, device,
+                                               config.in_batch_negatives)
+            t = None
+            if config.loss in NEEDS_TEACHER:
+                t = torch.zeros_like(s)
+                for b, g in enumerate(mine):
+                    t[b, :len(g.doc_ids)] = torch.tensor(g.scores, dtype=torch.float32)
+            per_query = loss_fn(s.float(), t, mask, config.temperature)
+            loss = per_query.sum() / n_step
+            scaler.scale(loss).backward()
+            step_loss += per_query.detach().sum()
+            pairs_here += int(mask.sum())
+        _all_reduce_grads(params, world)
+        if world > 1:
+            dist.all_reduce(step_loss)
+        scaler.unscale_(optimizer)
+        if config.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(step_loss) / n_step)
+        if bar is not None:
+            elapsed = time.perf_counter() - started
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", pairs_s=f"{pairs_here * world / max(elapsed, 1e-9):.0f}")
+            bar.update(1)
+        done = step + 1
+        if config.checkpoint_every and done % config.checkpoint_every == 0 and done < total_steps:
+            elapsed = time.perf_counter() - started
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": done,
+                     "position": min(done * schedule.per_step, total_queries), "losses": losses,
+                     "seconds": trained_seconds + elapsed, "pairs": trained_pairs + pairs_here * world,
+                     "fingerprint": fingerprint}
+            _save_checkpoint(out, rank, state, world)
+    if bar is not None:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    result = TrainResult(steps=stop, losses=losses, seconds=trained_seconds + elapsed,
+                         pairs_per_second=pairs_here * world / max(elapsed, 1e-9), finished=stop == total_steps)
+    if not result.finished:
+        if config.checkpoint_every == 0 or stop % config.checkpoint_every:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": stop,
+                     "position": stop * schedule.per_step, "losses": losses, "seconds": result.seconds,
+                     "pairs": trained_pairs + pairs_here * world, "fingerprint": fingerprint}
+            _save_checkpoint(out, rank, state, world)
+        if rank == 0:
+            print(f"rdistill train: stopped after step {stop} of {total_steps}; continue with --resume",
+                  file=sys.stderr)
+    elif rank == 0:
+        _write_model(student, out, config, data_sha, world, total_steps, result, len(groups))
+        first = f"{losses[0]:.4f} -> " if losses else ""
+        print(f"rdistill train: {total_steps} steps, loss {first}{losses[-1]:.4f}, "
+              f"{result.pairs_per_second:.1f} pairs/s; wrote {out}", file=sys.stderr)
+    if world > 1:
+        dist.barrier()
+    return result
+
+
+def _write_model(student: Student, out: Path, config: TrainConfig, data_sha: str, world: int, steps: int,
+                 result: TrainResult, n_groups: int) -> None:
+    """Write the model folder beside ``out`` and swap it in whole, so ``out`` never holds half a model."""
+    tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    student.save(tmp)
+    record = {"command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "arguments": asdict(config), "seed": config.seed, "student": student.kind,
+              "groups": source_name(config.groups), "groups_sha256": data_sha, "groups_count": n_groups,
+              "world_size": world, "steps": steps, "final_loss": result.losses[-1] if result.losses else None,
+              "losses": result.losses, "seconds": round(result.seconds, 3),
+              "pairs_per_second": round(result.pairs_per_second, 2), "versions": versions()}
+    write_text_atomic(tmp / METADATA, dumps(record) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
