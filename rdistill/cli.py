@@ -28,7 +28,6 @@ COMMANDS: list[tuple[str, str]] = [
     ("locality", "rdistill.commands.locality"),
     ("train", "rdistill.commands.train"),
     ("eval", "rdistill.commands.eval"),
-    ("compare", "rdistill.commands.compare"),
     ("report", "rdistill.commands.report"),
     ("convert", "rdistill.commands.convert"),
 ]
