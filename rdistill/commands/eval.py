@@ -16,7 +16,7 @@ from rdistill.stats import CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MARGIN, DEFAULT_T
 def command(
     qrels: QrelsOpt,
     runs: Annotated[list[str] | None, typer.Argument(help="TREC runs (plain or .gz); - for stdin (the default).",
-                                                     metavar="RUN...", show_default=False)] = None,
+                                                     metavar="RUN", show_default=False)] = None,
     split: SplitOpt = None,
     metrics: Annotated[str, typer.Option("--metrics", "-m", help="Comma-separated measures in ranx's names: "
                                          "ndcg@K, map, map@K, mrr, mrr@K, precision@K, recall@K; a suffix -lN "
