@@ -1,0 +1,60 @@
+"""`rdistill report` on a study folder laid out as the Makefile writes it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rdistill.io import format_run_query, read_run
+from rdistill.report import parse_collection_arg, parse_student
+from tests.conftest import SAMPLE
+
+
+def write_run(path: Path, run: dict[str, dict[str, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(format_run_query(q, docs, "t") for q, docs in run.items()))
+
+
+def make_study(root: Path) -> None:
+    base = read_run(SAMPLE / "run.trec")
+    reversed_run = {q: {d: -s for d, s in docs.items()} for q, docs in base.items()}
+    for collection in ("sample", "other"):
+        write_run(root / "runs" / collection / "bm25.marginmse.s1.trec", base)
+        write_run(root / "runs" / collection / "bm25.marginmse.s2.trec", base)
+        write_run(root / "runs" / collection / "teacher.marginmse.s1.trec", reversed_run)
+        write_run(root / "runs" / collection / "bm25~below-median.lce.s1.trec", base)
+        write_run(root / "baselines" / collection / "bm25.trec", base)
+
+
+def test_student_names_parse() -> None:
+    assert parse_student("bm25.marginmse.s42")[0].label == "bm25.marginmse"
+    system, seed = parse_student("bm25~inner.kl.s3")
+    assert (system.source, system.cut, system.loss, seed) == ("bm25", "inner", "kl", 3)
+    assert parse_student("teacher") is None
+    assert parse_collection_arg("scifact=../d/scifact:test") == ("scifact", "../d/scifact", "test")
+    assert parse_collection_arg("x=qrels.txt") == ("x", "qrels.txt", None)
+
+
+def test_report_tables_and_plot(cli, tmp_path: Path) -> None:
+    make_study(tmp_path)
+    entropy = tmp_path / "entropy.jsonl"
+    entropy.write_text("".join(f'{{"query_id": "{q}", "entropy": {i / 2}, "n": 4, "definition": "softmax", '
+                               f'"temperature": 1.0}}\n' for i, q in enumerate(["q1", "q2", "q3"])))
+    shutil.copy(SAMPLE / "qrels.txt", tmp_path / "qrels.txt")
+    result = cli("report", "--runs", tmp_path / "runs", "--baselines", tmp_path / "baselines",
+                 "--qrels", f"sample={tmp_path / 'qrels.txt'}", "--qrels", f"other={tmp_path / 'qrels.txt'}",
+                 "--entropy", entropy, "--plot", tmp_path / "plot.png", "-o", tmp_path / "report.md")
+    assert result.exit_code == 0, result
+    report = (tmp_path / "report.md").read_text()
+    assert "### Sampling source x loss" in report and "### Entropy cuts" in report
+    assert "| loss | sampling | sample nDCG@10 | sample AP | other nDCG@10 |" in report
+    row = next(line for line in report.splitlines() if line.startswith("| marginmse | bm25 |"))
+    assert "**" in row  # the BM25-ordered student beats its reversed twin, so it is the best of each column
+    assert "| (baseline) | bm25 |" in report
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_without_runs_is_a_clear_error(cli, tmp_path: Path) -> None:
+    result = cli("report", "--runs", tmp_path, "--qrels", f"s={SAMPLE / 'qrels.txt'}")
+    assert result.exit_code == 2
+    assert "no student runs found" in result.stderr
