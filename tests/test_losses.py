@@ -54,7 +54,7 @@ def test_kl_temperature_by_hand() -> None:
     temp = 2.0
     p = _softmax([x / temp for x in T[0].tolist()])
     q = _softmax([x / temp for x in S[0].tolist()])
-    expected = sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+    expected = sum(pi * math.log(pi / qi) for pi, qi in zip(p, q, strict=True))
     assert kl(S, T, temperature=temp).item() == pytest.approx(expected, abs=1e-6)
     assert kl(T, T).item() == pytest.approx(0.0, abs=1e-7)
 

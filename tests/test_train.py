@@ -233,7 +233,7 @@ def test_large_groups_are_cut_the_same_way_every_time(tmp_path: Path, cran_group
     b, _ = read_groups(cran_groups, group_size=3, seed=5)
     full, _ = read_groups(cran_groups)
     assert a == b and all(len(g.doc_ids) == 3 for g in a)
-    for cut, whole in zip(a, full):
+    for cut, whole in zip(a, full, strict=True):
         assert cut.doc_ids[0] == whole.doc_ids[0] and set(cut.doc_ids) <= set(whole.doc_ids)
         assert cut.scores == tuple(whole.scores[whole.doc_ids.index(d)] for d in cut.doc_ids)
     assert len(sha) == 64

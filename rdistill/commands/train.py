@@ -66,7 +66,7 @@ def command(
     with AdamW, a linear schedule with warmup and gradient accumulation. The result in --out is a Hugging Face
     folder that `rdistill score-teacher --model OUT` (cross) or `rdistill retrieve --dense --model OUT` (bi)
     loads directly, with OUT/rdistill_train.json recording the arguments, data hash, versions and losses. The
-    same seed gives the same weights on the CPU. Under `torchrun --nproc-per-node N rdistill train ... GROUPS`
+    same seed gives the same weights on the CPU. Under `torchrun --nproc-per-node N -m rdistill train ... GROUPS`
     it trains data-parallel (gloo on CPU, nccl on GPU) with the same global batch.
 
     \b

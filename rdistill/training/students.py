@@ -20,6 +20,10 @@ from rdistill.models import Pooling, cross_encoder_scores, encode_pairs, encode_
 StudentKind = Literal["cross", "bi"]
 
 
+# Students load in fp32 whatever dtype the checkpoint was saved in (transformers 5 keeps the saved dtype): the
+# optimizer needs fp32 master weights; --amp runs the forward pass in half precision on top of them.
+
+
 def _config(path: str, init_layers: int | None) -> Any:
     config = transformers.AutoConfig.from_pretrained(path)
     if init_layers is not None:
@@ -77,7 +81,7 @@ class CrossStudent(Student):
         if not (has_head and config.num_labels in (1, 2)):
             config.num_labels = 2  # the paper's head; the score is log P(relevant), as the teacher's
         self.model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, output_loading_info=True, ignore_mismatched_sizes=True)
+            path, config=config, output_loading_info=True, ignore_mismatched_sizes=True, dtype=torch.float32)
         if info.get("missing_keys") or info.get("mismatched_keys"):
             print(f"rdistill train: {path} has no {config.num_labels}-label classification head; starting a new one "
                   "from random weights", file=sys.stderr)
@@ -86,7 +90,7 @@ class CrossStudent(Student):
     def group_scores(self, module: torch.nn.Module, queries: Sequence[str], groups: Sequence[Sequence[str]],
                      device: torch.device, in_batch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         sizes = [len(g) for g in groups]
-        qs = [q for q, g in zip(queries, groups) for _ in g]
+        qs = [q for q, g in zip(queries, groups, strict=True) for _ in g]
         ds = [d for g in groups for d in g]
         batch = encode_pairs(self.tokenizer, qs, ds, self.max_query_length, self.max_doc_length)
         logits = module(**{k: v.to(device) for k, v in batch.items()}).logits
@@ -100,7 +104,8 @@ class BiStudent(Student):
                  max_doc_length: int = 200, pooling: Pooling = "cls") -> None:
         super().__init__(max_query_length, max_doc_length)
         self.pooling: Pooling = pooling
-        self.model = transformers.AutoModel.from_pretrained(path, config=_config(path, init_layers))
+        self.model = transformers.AutoModel.from_pretrained(path, config=_config(path, init_layers),
+                                                        dtype=torch.float32)
         self.tokenizer = load_tokenizer(path)
 
     def _embed(self, module: torch.nn.Module, texts: Sequence[str], max_length: int,

@@ -99,7 +99,7 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     offset = 0
-    for p, flag in zip(params, used.tolist()):
+    for p, flag in zip(params, used.tolist(), strict=True):
         n = p.numel()
         p.grad = flat[offset:offset + n].view_as(p).clone() if flag > 0 else None
         offset += n
@@ -212,6 +212,8 @@ def train(config: TrainConfig) -> TrainResult:
     _check(config)
     rank, local_rank, world = _world()
     device = resolve_device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {config.device}: no GPU is visible to PyTorch here")
     if world > 1:
         if device.type == "cuda":
             device = torch.device("cuda", local_rank)
