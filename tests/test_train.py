@@ -18,11 +18,7 @@ from safetensors.torch import load_file
 
 from rdistill.io import read_qrels, read_run
 from rdistill.training.data import Schedule, read_groups
-
-try:  # tests/ is a package in some layouts and a plain folder on sys.path in others
-    from tests.conftest import DATA, ROOT, SAMPLE
-except ImportError:
-    from conftest import DATA, ROOT, SAMPLE  # type: ignore[no-redef]
+from tests.conftest import DATA, ROOT, SAMPLE
 
 CRAN = DATA / "cranfield"
 
