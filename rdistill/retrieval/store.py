@@ -1,0 +1,126 @@
+"""What BM25 and dense indexes share: the document-id store, the corpus fingerprint and the metadata check.
+
+Document ids live in two flat files (``docids.bin``, the UTF-8 ids back to back, and ``docids.offsets.npy``),
+memory-mapped on load, so a corpus of millions of documents costs no Python object per document; only the ids of
+retrieved documents are ever decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from rdistill.errors import UsageError
+
+DOCIDS = "docids.bin"
+OFFSETS = "docids.offsets.npy"
+META = "meta.json"
+
+
+class DocIdWriter:
+    """Appends ids while the corpus streams by; offsets are kept as a compact int64 array, not a Python list."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.fh: BinaryIO = open(folder / DOCIDS, "wb")  # noqa: SIM115 - closed in close()
+        self.offsets = np.zeros(1024, dtype=np.int64)
+        self.count = 0
+        self.position = 0
+
+    def add(self, doc_id: str) -> None:
+        data = doc_id.encode("utf-8")
+        self.fh.write(data)
+        self.position += len(data)
+        self.count += 1
+        if self.count >= len(self.offsets):
+            self.offsets = np.resize(self.offsets, 2 * len(self.offsets))
+        self.offsets[self.count] = self.position
+
+    def close(self) -> None:
+        self.fh.close()
+        np.save(self.folder / OFFSETS, self.offsets[: self.count + 1])
+
+
+class DocIds:
+    """Memory-mapped document ids: ``ids[i]`` decodes one id."""
+
+    def __init__(self, folder: Path) -> None:
+        self.offsets = np.load(folder / OFFSETS, mmap_mode="r")
+        size = (folder / DOCIDS).stat().st_size
+        self.data = np.memmap(folder / DOCIDS, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        return self.data[int(self.offsets[i]):int(self.offsets[i + 1])].tobytes().decode("utf-8")
+
+
+def corpus_fingerprint(spec: str) -> dict[str, Any]:
+    """Enough to notice that a corpus changed: resolved path, size and modification time (no full read)."""
+    from rdistill.data import corpus_file, is_irds
+
+    if is_irds(spec):
+        return {"corpus": spec}
+    path = corpus_file(spec).resolve()
+    stat = path.stat()
+    return {"corpus": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def read_meta(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / META).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_reuse(folder: Path, wanted: dict[str, Any], what: str) -> bool:
+    """True when ``folder`` holds a finished index built with exactly ``wanted``; an error when it holds another.
+
+    A folder without metadata is treated as absent (an interrupted build never renames its folder into place).
+    """
+    meta = read_meta(folder)
+    if meta is None:
+        return False
+    built = meta.get("build", {})
+    if built == wanted:
+        return True
+    diffs = [f"{key}={built.get(key)!r} (asked {wanted.get(key)!r})" for key in sorted(set(built) | set(wanted))
+             if built.get(key) != wanted.get(key)]
+    raise UsageError(f"{folder}: this {what} index was built with other settings: {'; '.join(diffs)}. "
+                     "Use --rebuild to replace it, or another --index folder")
+
+
+def begin_build(folder: Path) -> Path:
+    """A fresh hidden folder beside ``folder`` to build into; :func:`finish_build` renames it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def finish_build(tmp: Path, folder: Path, meta: dict[str, Any]) -> None:
+    (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+def top_k(scores: np.ndarray, candidates: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
+    """The ``k`` best candidates, plus every candidate tied with the k-th score, as docno -> score.
+
+    Keeping the boundary ties lets :func:`rdistill.io.format_run_query` cut at k in trec_eval's order (score,
+    then docno descending), so the run does not depend on how a partial sort happened to order equal scores.
+    """
+    values = scores[candidates]
+    if len(candidates) > k:
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        keep = values >= kth
+        candidates, values = candidates[keep], values[keep]
+    return {ids[int(i)]: float(v) for i, v in zip(candidates, values, strict=True)}
