@@ -110,6 +110,14 @@ class DocStore:
             i += 1
         return None
 
+    def id_at(self, index: int) -> str:
+        """The id of the ``index``-th document in the index's own order (by id hash, so independent of the corpus
+        file's order): uniform sampling from the corpus draws an index here and needs no id list in memory."""
+        if self._irds is not None:
+            raise UsageError(f"{self.spec}: documents by position need a corpus file, not an ir_datasets id")
+        doc = parse_document_line(self._read_line(int(self._offsets[index])), str(self.path), 0)
+        return doc.doc_id if doc is not None else ""
+
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and self.find(doc_id) is not None
 

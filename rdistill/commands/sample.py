@@ -1,0 +1,131 @@
+"""``rdistill sample``: a thin typer wrapper over :mod:`rdistill.sampling`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from rdistill.commands._common import CorpusOpt, OutputOpt, QrelsOpt, SplitOpt
+from rdistill.errors import UsageError
+
+
+def command(
+    qrels: QrelsOpt,
+    runs: Annotated[list[str] | None, typer.Argument(
+        help="Rankings (TREC runs, plain or .gz): one for window/teacher (default: stdin), several for ensemble.",
+        metavar="RUN", show_default=False)] = None,
+    split: SplitOpt = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="random, window, teacher or ensemble (see above).")]
+    = "window",
+    window: Annotated[str, typer.Option("--window", help="Ranks A:B (1-based, inclusive) of each run that "
+                                        "negatives are drawn from.", metavar="A:B")] = "1:100",
+    group_size: Annotated[int, typer.Option("--group-size", "-G", help="Documents per group: the positive and "
+                                            "G-1 negatives.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same inputs and seed give byte-identical "
+                                      "output.")] = 42,
+    scores: Annotated[str | None, typer.Option("--scores", help="Teacher scores to attach (a TREC run, e.g. from "
+                                               "score-teacher --qrels); the window still follows the ranking. "
+                                               "Default: the ranking's own scores (none for ensemble).",
+                                               metavar="RUN")] = None,
+    no_scores: Annotated[bool, typer.Option("--no-scores", help="Write \"scores\": null (labels-only "
+                                            "training).")] = False,
+    corpus: Annotated[str | None, typer.Option("--corpus", help="Documents to draw random negatives and "
+                                               "ensemble padding from: a BEIR folder or a JSONL/TSV file.",
+                                               metavar="SPEC")] = None,
+    per_system: Annotated[int, typer.Option("--per-system", help="Ensemble: at most this many negatives from "
+                                            "each run.")] = 10,
+    filter: Annotated[bool, typer.Option("--filter/--no-filter", help="Ensemble: drop negatives the teacher "
+                                         "scores above min(positive scores) - margin.")] = True,
+    margin: Annotated[float, typer.Option("--margin", help="Ensemble filter margin.")] = 0.5,
+    one_per_query: Annotated[bool, typer.Option("--one-per-query", help="One group per query (a positive drawn "
+                                                "by the seed) instead of one per positive.")] = False,
+    include_labelled_positives: Annotated[bool, typer.Option(
+        "--include-labelled-positives", help="Let other labelled positives be drawn as negatives, as the "
+        "authors' code did (the group's own positive never is).")] = False,
+    min_relevance: Annotated[int, typer.Option("--min-relevance", help="Qrels level from which a document is a "
+                                               "positive.")] = 1,
+    skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Skip and count groups with a document "
+                                               "the teacher did not score, instead of stopping.")] = False,
+    emit_candidates: Annotated[bool, typer.Option(
+        "--emit-candidates", help="Write, as a TREC run, every document the groups could hold (positives, window "
+        "or ensemble pools, random draws) for score-teacher to score; then run again with --scores.")] = False,
+    output: OutputOpt = None,
+) -> None:
+    """Sample training groups (a positive and G-1 negatives with teacher scores) from runs, qrels and a teacher.
+
+    Writes JSONL, one group a line, sorted by query id then positive id:
+    {"query_id", "doc_ids": [positive, negatives...], "labels": [qrels levels], "scores": [teacher scores] or
+    null, "meta": {strategy, seed, ...}}. One group per judged positive (--one-per-query: one per query).
+    Labelled positives are never negatives unless --include-labelled-positives.
+
+    Strategies (the paper's sampling sources):
+      random    G-1 documents uniform from the whole --corpus, fixed per query (source "random").
+      window    G-1 uniform from ranks A:B of the run (source "bm25" over a BM25 run; the paper: 1:100 of 200).
+      teacher   the same over the teacher's re-ranking of {positives} + BM25 (source "cross-encoder").
+      ensemble  at most --per-system from ranks A:B of each RUN; drop negatives scoring above min(positive
+                score) - --margin (RocketQA's false-negative filter; --no-filter skips it); pad with random
+                documents from --corpus.
+
+    The ranking that defines the window and the scores attached are separate inputs: with --scores the window
+    still follows the ranking on stdin and only the scores come from the teacher's file. A document without a
+    teacher score stops the run (--skip-missing counts instead). Random and padding documents are rarely
+    scored already: list them with --emit-candidates, score them, and pass the result as --scores. Queries with
+    too few candidates are skipped and counted on stderr. Runs are streamed a query at a time; --scores and the
+    other runs of an ensemble are read in lockstep (constant memory when their query order matches).
+
+    \b
+    Example:
+      rdistill sample --strategy window --window 1:100 --qrels ../shared/data/cranfield --split train \\
+          --group-size 8 --seed 1 < scored.trec > groups.jsonl
+      rdistill sample --strategy window --scores teacher.trec --qrels ../shared/data/scifact --split train \\
+          < bm25.trec > bm25-groups.jsonl
+      rdistill sample --strategy random --corpus ../shared/data/scifact --qrels ../shared/data/scifact \\
+          --split train --emit-candidates --no-scores | rdistill score-teacher ... > random.teacher.trec
+      rdistill sample --strategy ensemble --scores teacher.trec --corpus ../shared/data/scifact \\
+          --qrels ../shared/data/scifact --split train bm25.trec dense.trec > ensemble.jsonl
+    """
+    from rdistill.data import load_qrels
+    from rdistill.io import open_output
+    from rdistill.meta import write_sidecar
+    from rdistill.sampling import CorpusIds, SampleConfig, parse_window, sample, write_sorted
+
+    config = SampleConfig(strategy=strategy, group_size=group_size, window=parse_window(window),
+                          per_system=per_system, filter=filter, margin=margin, one_per_query=one_per_query,
+                          include_labelled_positives=include_labelled_positives, skip_missing=skip_missing,
+                          min_relevance=min_relevance, seed=seed)
+    names = list(runs or [])
+    if strategy in ("window", "teacher"):
+        names = names or ["-"]
+        if len(names) > 1:
+            raise UsageError(f"--strategy {strategy} takes one run; several runs are for --strategy ensemble")
+    elif strategy == "ensemble":
+        if not names:
+            raise UsageError("--strategy ensemble needs the runs to pool as arguments: RUN1 RUN2 ...")
+        if filter and scores is None and not emit_candidates:
+            raise UsageError("the ensemble's false-negative filter needs the teacher's scores: --scores FILE "
+                             "(or --no-filter)")
+    else:  # random: the run, if any, only supplies scores
+        if len(names) > 1:
+            raise UsageError("--strategy random takes at most one run (its scores are attached)")
+        if not names and scores is None and not no_scores and not sys.stdin.isatty():
+            names = ["-"]
+    if len(set(names)) != len(names):
+        raise UsageError("a run is named twice (stdin can be read only once)")
+    if scores is not None and no_scores:
+        raise UsageError("--scores and --no-scores contradict each other")
+
+    judged = load_qrels(qrels, split)
+    corpus_ids = CorpusIds(corpus) if corpus is not None and strategy in ("random", "ensemble") else None
+    items, sampler = sample(config, judged, names, scores, corpus_ids, attach=not no_scores, emit=emit_candidates)
+    with open_output(output) as out:
+        write_sorted(out, items)
+    typer.echo(sampler.stats.summary(), err=True)
+    if output is not None:
+        write_sidecar(output, {"config": config.meta() | {"group_size": group_size, "one_per_query": one_per_query,
+                                                         "include_labelled_positives": include_labelled_positives},
+                               "runs": names, "scores": scores, "qrels": qrels, "split": split,
+                               "stats": {"groups": sampler.stats.groups, "queries": sampler.stats.queries,
+                                         "too_few": sampler.stats.too_few,
+                                         "missing_groups": sampler.stats.missing_groups}})

@@ -1,0 +1,477 @@
+"""Training groups by sampling source (the paper's random, bm25, teacher and ensemble sources).
+
+A group is one positive from the qrels followed by G - 1 negatives, with the teacher's score for every document.
+Every random choice comes from a ``random.Random`` seeded by a string of (seed, strategy, query id, positive id):
+Python hashes string seeds with SHA-512, so the draws do not depend on PYTHONHASHSEED, on the machine, or on the
+order in which queries or documents arrive. Candidates are put in a canonical order before drawing (a run's
+documents in trec_eval's ranking order, the corpus in its docstore index order), and groups are written sorted by
+(query id, positive id) through an external merge sort, so the output is byte-identical whatever the input order.
+
+Memory: the run that drives the loop is streamed one query at a time (``iter_run_queries``). A second file (the
+teacher's ``--scores``, or the other runs of an ensemble) is read in lockstep: when it lists the queries in the
+same order, only the current query is held; a query it lists earlier than the driver is held until the driver
+gets to it, so in the worst case (a completely different order) that file's judged queries are all held. Sorting
+the output spills chunks to temporary files. What grows with the number of queries is the qrels and the set of
+query ids seen, which the strategies need anyway.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import random
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from rdistill.errors import UsageError
+from rdistill.io import dumps, format_run_query, iter_run_queries, sort_query, source_name
+from rdistill.schema import Group, Qrels
+
+STRATEGIES = ("random", "window", "teacher", "ensemble")
+DEFAULT_WINDOW = (1, 100)
+MISSING_HINT = ("score the positives and every candidate with the teacher (rdistill score-teacher --qrels ...), or, "
+                "for random and padding documents, score what `rdistill sample ... --emit-candidates` lists and "
+                "pass that as --scores; --skip-missing skips such groups instead")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How groups are built; every field is recorded in each group's meta or the sidecar."""
+
+    strategy: str = "window"
+    group_size: int = 8
+    window: tuple[int, int] = DEFAULT_WINDOW
+    per_system: int = 10
+    filter: bool = True
+    margin: float = 0.5
+    one_per_query: bool = False
+    include_labelled_positives: bool = False
+    skip_missing: bool = False
+    min_relevance: int = 1
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise UsageError(f"--strategy {self.strategy!r}: expected one of {', '.join(STRATEGIES)}")
+        if self.group_size < 2:
+            raise UsageError("--group-size must be at least 2 (a positive and a negative)")
+        a, b = self.window
+        if not 1 <= a <= b:
+            raise UsageError(f"--window {a}:{b}: expected 1 <= A <= B (ranks, 1-based, inclusive)")
+        if self.per_system < 1:
+            raise UsageError("--per-system must be at least 1")
+
+    def meta(self) -> dict[str, object]:
+        meta: dict[str, object] = {"strategy": self.strategy, "seed": self.seed}
+        if self.strategy in ("window", "teacher", "ensemble"):
+            meta["window"] = f"{self.window[0]}:{self.window[1]}"
+        if self.strategy == "ensemble":
+            meta.update(per_system=self.per_system, filter=self.filter, margin=self.margin)
+        return meta
+
+
+def parse_window(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise UsageError(f"--window {text!r}: expected A:B, e.g. 1:100 (ranks, 1-based, inclusive)") from None
+    return a, b
+
+
+@dataclass
+class SampleStats:
+    """Counts reported on stderr after a run, so that skipped work is never silent."""
+
+    queries: int = 0
+    groups: int = 0
+    too_few: int = 0
+    missing_groups: int = 0
+    unjudged: int = 0
+    absent: int = 0
+    filtered: int = 0
+    padded: int = 0
+    pending_peak: int = 0
+    emitted: bool = False
+    too_few_ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"candidates of {self.queries} queries" if self.emitted else
+                 f"{self.groups} groups from {self.queries} queries"]
+        if self.too_few:
+            shown = ", ".join(self.too_few_ids[:5]) + (", ..." if self.too_few > 5 else "")
+            parts.append(f"{self.too_few} queries skipped: too few candidates ({shown})")
+        if self.missing_groups:
+            parts.append(f"{self.missing_groups} groups skipped: a document without a teacher score")
+        if self.unjudged:
+            parts.append(f"{self.unjudged} run queries without a judged positive ignored")
+        if self.absent:
+            parts.append(f"{self.absent} judged queries absent from the input")
+        if self.filtered or self.padded:
+            parts.append(f"{self.filtered} negatives dropped by the filter, {self.padded} random documents padded")
+        return "sample: " + "; ".join(parts)
+
+
+class MissingScore(Exception):
+    def __init__(self, query_id: str, doc_id: str) -> None:
+        super().__init__(query_id, doc_id)
+        self.query_id = query_id
+        self.doc_id = doc_id
+
+
+class LockstepRun:
+    """A run read alongside another one: queries it lists ahead of the asking order wait in ``pending``."""
+
+    def __init__(self, source: str, keep: set[str] | None) -> None:
+        self.name = source_name(source)
+        self._it = iter_run_queries(source)
+        self._keep = keep
+        self.pending: dict[str, dict[str, float]] = {}
+        self.pending_peak = 0
+
+    def get(self, qid: str) -> dict[str, float] | None:
+        if qid in self.pending:
+            return self.pending.pop(qid)
+        for other, docs in self._it:
+            if other == qid:
+                return docs
+            if self._keep is None or other in self._keep:
+                self.pending[other] = docs
+                self.pending_peak = max(self.pending_peak, len(self.pending))
+        return None
+
+    def rest(self) -> Iterator[tuple[str, dict[str, float]]]:
+        """What the asking side never asked for: the held queries, then the unread ones."""
+        while self.pending:
+            qid = min(self.pending)
+            yield qid, self.pending.pop(qid)
+        for qid, docs in self._it:
+            if self._keep is None or qid in self._keep:
+                yield qid, docs
+
+
+class CorpusIds:
+    """Uniform draws of document ids from a corpus, in the docstore's canonical order (no id list in memory)."""
+
+    def __init__(self, spec: str) -> None:
+        from rdistill.docstore import DocStore
+
+        self.spec = spec
+        self.store = DocStore(spec)
+        self.size = len(self.store)
+        self._ids: list[str] | None = None
+        if getattr(self.store, "_irds", None) is not None:  # no offset index: hold the sorted ids instead
+            self._ids = sorted(doc.doc_id for doc in self.store)
+
+    def at(self, index: int) -> str:
+        return self._ids[index] if self._ids is not None else self.store.id_at(index)
+
+    def stream(self, rng: random.Random) -> Iterator[str]:
+        """Distinct ids in a random order (draws with rejection: the corpus is much larger than a group)."""
+        seen: set[str] = set()
+        while len(seen) < self.size:
+            doc = self.at(rng.randrange(self.size))
+            if doc not in seen:
+                seen.add(doc)
+                yield doc
+
+    def take(self, rng: random.Random, count: int, exclude: set[str]) -> list[str]:
+        out: list[str] = []
+        if count <= 0:
+            return out
+        for doc in self.stream(rng):
+            if doc not in exclude:
+                out.append(doc)
+                if len(out) == count:
+                    break
+        return out
+
+
+def _rng(*parts: object) -> random.Random:
+    return random.Random("|".join(str(p) for p in parts))
+
+
+def positives_of(qrels: Qrels, min_relevance: int) -> dict[str, dict[str, int]]:
+    return {q: {d: r for d, r in docs.items() if r >= min_relevance} for q, docs in qrels.items()
+            if any(r >= min_relevance for r in docs.values())}
+
+
+class Sampler:
+    """Builds the groups of one query at a time; ``groups`` and ``candidates`` are the two outputs."""
+
+    def __init__(self, config: SampleConfig, qrels: Qrels, corpus: CorpusIds | None = None) -> None:
+        self.cfg = config
+        self.qrels = qrels
+        self.positives = positives_of(qrels, config.min_relevance)
+        self.corpus = corpus
+        self.stats = SampleStats()
+        if config.strategy in ("random", "ensemble") and corpus is None:
+            raise UsageError(f"--strategy {config.strategy} draws random documents: give --corpus")
+
+    # -------------------------------------------------------------------------------------------- positives
+    def chosen_positives(self, qid: str) -> list[str]:
+        docs = sorted(self.positives[qid])
+        if self.cfg.one_per_query:
+            return [_rng(self.cfg.seed, "positive", qid).choice(docs)]
+        return docs
+
+    def excluded(self, qid: str, positive: str) -> set[str]:
+        if self.cfg.include_labelled_positives:
+            return {positive}
+        return set(self.positives[qid]) | {positive}
+
+    def window_pool(self, ranking: dict[str, float] | None, exclude: set[str]) -> list[str]:
+        if not ranking:
+            return []
+        a, b = self.cfg.window
+        return [d for d, _ in sort_query(ranking)[a - 1:b] if d not in exclude]
+
+    # --------------------------------------------------------------------------------------------- negatives
+    def negatives(self, qid: str, positive: str, runs: list[dict[str, float] | None],
+                  scores: dict[str, float] | None, emit: bool = False) -> tuple[list[str], dict[str, int]] | None:
+        """The negatives of one group (or, with ``emit``, every document the group could hold); None: too few."""
+        cfg, need = self.cfg, self.cfg.group_size - 1
+        exclude = self.excluded(qid, positive)
+        if cfg.strategy == "random":
+            assert self.corpus is not None
+            if self.corpus.size - len(exclude) < need:
+                return None
+            # Fixed per query: every group of the query walks the same stream and skips only its own positive.
+            return self.corpus.take(_rng(cfg.seed, "random", qid), need, exclude), {}
+        if cfg.strategy in ("window", "teacher"):
+            pool = self.window_pool(runs[0], exclude)
+            if len(pool) < need:
+                return None
+            return (pool if emit else _rng(cfg.seed, cfg.strategy, qid, positive).sample(pool, need)), {}
+        return self._ensemble(qid, positive, runs, scores, exclude, emit)
+
+    def _ensemble(self, qid: str, positive: str, runs: list[dict[str, float] | None],
+                  scores: dict[str, float] | None, exclude: set[str], emit: bool
+                  ) -> tuple[list[str], dict[str, int]]:
+        cfg, need = self.cfg, self.cfg.group_size - 1
+        union: dict[str, None] = {}
+        for i, ranking in enumerate(runs):
+            pool = self.window_pool(ranking, exclude)
+            take = min(cfg.per_system, len(pool))
+            union.update(dict.fromkeys(_rng(cfg.seed, "ensemble", qid, positive, i).sample(pool, take)))
+        pool = list(union)
+        filtered = 0
+        if cfg.filter and not emit:
+            if scores is None:
+                raise MissingScore(qid, positive)
+            threshold = min(_score(scores, qid, p) for p in sorted(self.positives[qid])) - cfg.margin
+            kept = [d for d in pool if _score(scores, qid, d) <= threshold]
+            filtered = len(pool) - len(kept)
+            pool = kept
+        if len(pool) > need and not emit:
+            pool = _rng(cfg.seed, "ensemble-pick", qid, positive).sample(pool, need)
+        # Padding skips every document the runs offered (kept or filtered), so it never depends on teacher scores
+        # and --emit-candidates can list it exactly.
+        assert self.corpus is not None
+        pad = self.corpus.take(_rng(cfg.seed, "pad", qid), need if emit else need - len(pool), exclude | set(union))
+        return pool + pad, {"filtered": filtered, "padded": 0 if emit else len(pad)}
+
+    # ------------------------------------------------------------------------------------------------ groups
+    def groups(self, qid: str, runs: list[dict[str, float] | None], scores: dict[str, float] | None,
+               attach: bool) -> list[Group]:
+        """The groups of one query (``attach``: scores are expected; ``scores`` None then means all missing)."""
+        if qid not in self.positives:
+            self.stats.unjudged += 1
+            return []
+        self.stats.queries += 1
+        out: list[Group] = []
+        too_few = False
+        judged = self.qrels.get(qid, {})
+        for positive in self.chosen_positives(qid):
+            try:
+                found = self.negatives(qid, positive, runs, scores)
+                if found is None:
+                    too_few = True
+                    continue
+                negatives, extra = found
+                doc_ids = [positive, *negatives]
+                group_scores = [_score(scores, qid, d) for d in doc_ids] if attach else None
+            except MissingScore as missing:
+                if not self.cfg.skip_missing:
+                    source = "the teacher scores" if scores is not None else "the scores (query absent)"
+                    raise UsageError(f"no teacher score for query {missing.query_id!r}, document "
+                                     f"{missing.doc_id!r} in {source}: {MISSING_HINT}") from None
+                self.stats.missing_groups += 1
+                continue
+            self.stats.filtered += extra.get("filtered", 0)
+            self.stats.padded += extra.get("padded", 0)
+            meta = self.cfg.meta()
+            meta.update(extra)
+            out.append(Group(qid, doc_ids, [judged.get(d, 0) for d in doc_ids], group_scores, meta))
+        if too_few and not out:
+            self.stats.too_few += 1
+            self.stats.too_few_ids.append(qid)
+        self.stats.groups += len(out)
+        return out
+
+    def candidates(self, qid: str, runs: list[dict[str, float] | None]) -> list[str]:
+        """Every document a group of this query could hold, for the teacher to score (``--emit-candidates``)."""
+        if qid not in self.positives:
+            return []
+        self.stats.queries += 1
+        docs: dict[str, None] = dict.fromkeys(sorted(self.positives[qid]))
+        for positive in self.chosen_positives(qid):
+            found = self.negatives(qid, positive, runs, None, emit=True)
+            if found is not None:
+                docs.update(dict.fromkeys(found[0]))
+        return list(docs)
+
+
+def _score(scores: dict[str, float] | None, qid: str, doc: str) -> float:
+    if scores is None or doc not in scores:
+        raise MissingScore(qid, doc)
+    return scores[doc]
+
+
+# ----------------------------------------------------------------------------------------------------- driving
+
+
+def _aligned(primary: Iterable[tuple[str, dict[str, float]]], others: list[LockstepRun],
+             drain: list[bool]) -> Iterator[tuple[str, dict[str, float] | None, list[dict[str, float] | None]]]:
+    """(query, primary docs, each other run's docs) for the primary's queries, then the queries only the drained
+    others list."""
+    done: set[str] = set()
+    for qid, docs in primary:
+        done.add(qid)
+        yield qid, docs, [o.get(qid) for o in others]
+    for i, other in enumerate(others):
+        if not drain[i]:
+            continue
+        for qid, docs in other.rest():
+            if qid in done:
+                continue
+            done.add(qid)
+            row: list[dict[str, float] | None] = [o.get(qid) if j != i else docs for j, o in enumerate(others)]
+            yield qid, None, row
+
+
+def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | None, corpus: CorpusIds | None,
+           attach: bool = True, emit: bool = False) -> tuple[Iterator[tuple[tuple[str, str], str]], Sampler]:
+    """Yield ((query id, positive id), output text) for each group (or each query's candidates with ``emit``).
+
+    ``runs``: the ranking(s): one for window/teacher, several for ensemble, none or one (scores only) for random.
+    ``scores``: a run whose scores are attached and filtered on; None attaches the first run's own scores
+    (window/teacher/random) or none at all (ensemble, or ``attach=False``).
+    """
+    sampler = Sampler(config, qrels, corpus)
+    sampler.stats.emitted = emit
+    keep = set(sampler.positives)
+
+    def generate() -> Iterator[tuple[tuple[str, str], str]]:
+        score_reader = LockstepRun(scores, keep) if scores is not None else None
+        if config.strategy == "random":
+            if score_reader is not None:
+                primary: Iterable[tuple[str, dict[str, float]]] = _drain_then_judged(score_reader, keep)
+            elif runs:
+                primary = _with_judged(iter_run_queries(runs[0]), keep)
+            else:
+                primary = ((q, {}) for q in sorted(keep))
+            readers: list[LockstepRun] = []
+            drains: list[bool] = []
+            use_own = attach and (score_reader is not None or bool(runs))
+        else:
+            if not runs:
+                raise UsageError(f"--strategy {config.strategy} needs a run (on stdin or as an argument)")
+            primary = iter_run_queries(runs[0])
+            readers = [LockstepRun(r, keep) for r in runs[1:]]
+            drains = [True] * len(readers)
+            if score_reader is not None:
+                readers.append(score_reader)
+                drains.append(False)
+            use_own = attach and score_reader is None and config.strategy != "ensemble"
+        seen: set[str] = set()
+        for qid, first, others in _aligned(primary, readers, drains):
+            seen.add(qid)
+            rankings = [first] + (others[:-1] if score_reader is not None and config.strategy != "random"
+                                  else others)
+            if config.strategy == "random":
+                rankings = []
+            if score_reader is not None and config.strategy != "random":
+                query_scores = others[-1]
+            else:
+                query_scores = first if use_own else None
+            if emit:
+                docs = sampler.candidates(qid, rankings)
+                if docs:
+                    yield (qid, ""), format_run_query(qid, dict.fromkeys(docs, 0.0), "candidates")
+                continue
+            has_scores = attach and (score_reader is not None or use_own)
+            for group in sampler.groups(qid, rankings, query_scores, has_scores):
+                yield (qid, group.doc_ids[0]), dumps(group.to_json()) + "\n"
+        sampler.stats.absent = len(keep - seen)
+        sampler.stats.pending_peak = max([r.pending_peak for r in readers] + [0])
+
+    return generate(), sampler
+
+
+def _with_judged(run: Iterator[tuple[str, dict[str, float]]], keep: set[str]
+                 ) -> Iterator[tuple[str, dict[str, float]]]:
+    """The run's queries, then the judged queries it lacks (their scores are then missing)."""
+    seen: set[str] = set()
+    for qid, docs in run:
+        seen.add(qid)
+        yield qid, docs
+    for qid in sorted(keep - seen):
+        yield qid, {}
+
+
+def _drain_then_judged(reader: LockstepRun, keep: set[str]) -> Iterator[tuple[str, dict[str, float]]]:
+    return _with_judged(reader.rest(), keep)
+
+
+# ----------------------------------------------------------------------------------------------- sorted output
+
+
+def write_sorted(out: TextIO, items: Iterable[tuple[tuple[str, str], str]], chunk_bytes: int = 64 << 20) -> int:
+    """Write the texts ordered by key, spilling sorted chunks to temporary files past ``chunk_bytes`` (an external
+    merge sort: the output order never depends on the input order, and memory stays bounded)."""
+    buffer: list[tuple[tuple[str, str], str]] = []
+    size = 0
+    count = 0
+    with tempfile.TemporaryDirectory(prefix="rdistill-sample-") as tmp:
+        spills: list[str] = []
+
+        def spill() -> None:
+            nonlocal buffer, size
+            buffer.sort(key=lambda item: item[0])
+            path = os.path.join(tmp, f"chunk{len(spills)}")
+            with open(path, "w", encoding="utf-8") as fh:
+                for (q, p), text in buffer:
+                    fh.write(f"{q}\t{p}\t{dumps(text)}\n")
+            spills.append(path)
+            buffer, size = [], 0
+
+        for key, text in items:
+            buffer.append((key, text))
+            size += len(text) + 100
+            count += 1
+            if size >= chunk_bytes:
+                spill()
+        if not spills:
+            buffer.sort(key=lambda item: item[0])
+            for _, text in buffer:
+                out.write(text)
+            return count
+        if buffer:
+            spill()
+        files = [open(path, encoding="utf-8") for path in spills]  # noqa: SIM115 - closed below
+        try:
+            for _, text in heapq.merge(*(map(_read_spill, fh) for fh in files), key=lambda item: item[0]):
+                out.write(text)
+        finally:
+            for fh in files:
+                fh.close()
+    return count
+
+
+def _read_spill(line: str) -> tuple[tuple[str, str], str]:
+    import orjson
+
+    q, p, text = line.rstrip("\n").split("\t", 2)
+    return (q, p), orjson.loads(text)
