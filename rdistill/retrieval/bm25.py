@@ -190,8 +190,10 @@ class BM25Index:
     def matching(self, token_ids: np.ndarray) -> np.ndarray:
         """Indices of the documents holding at least one query term (a run lists only those, as Lucene does)."""
         indptr, indices = self.engine.scores["indptr"], self.engine.scores["indices"]
-        parts = [indices[indptr[t]:indptr[t + 1]] for t in np.unique(token_ids)]
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        hit = np.zeros(len(self.ids), dtype=bool)  # a mask, not a sort: linear in documents plus postings
+        for t in np.unique(token_ids):
+            hit[indices[indptr[t]:indptr[t + 1]]] = True
+        return np.flatnonzero(hit)
 
     def search(self, text: str, k: int) -> dict[str, float]:
         from rdistill.retrieval.store import top_k
