@@ -60,13 +60,14 @@ def command(
     null, "meta": {strategy, seed, ...}}. One group per judged positive (--one-per-query: one per query).
     Labelled positives are never negatives unless --include-labelled-positives.
 
+    \b
     Strategies (the paper's sampling sources):
       random    G-1 documents uniform from the whole --corpus, fixed per query (source "random").
       window    G-1 uniform from ranks A:B of the run (source "bm25" over a BM25 run; the paper: 1:100 of 200).
       teacher   the same over the teacher's re-ranking of {positives} + BM25 (source "cross-encoder").
       ensemble  at most --per-system from ranks A:B of each RUN; drop negatives scoring above min(positive
-                score) - --margin (RocketQA's false-negative filter; --no-filter skips it); pad with random
-                documents from --corpus.
+                score) - --margin (RocketQA's false-negative filter;
+                --no-filter skips it); pad with random documents from --corpus.
 
     The ranking that defines the window and the scores attached are separate inputs: with --scores the window
     still follows the ranking on stdin and only the scores come from the teacher's file. A document without a
