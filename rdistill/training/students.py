@@ -6,6 +6,7 @@ saved as folders those commands load directly.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,7 +83,7 @@ class CrossStudent(Student):
             config.num_labels = 2  # the paper's head; the score is log P(relevant), as the teacher's
         self.model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
             path, config=config, output_loading_info=True, ignore_mismatched_sizes=True, dtype=torch.float32)
-        if info.get("missing_keys") or info.get("mismatched_keys"):
+        if (info.get("missing_keys") or info.get("mismatched_keys")) and os.environ.get("RANK", "0") == "0":
             print(f"rdistill train: {path} has no {config.num_labels}-label classification head; starting a new one "
                   "from random weights", file=sys.stderr)
         self.tokenizer = load_tokenizer(path)
