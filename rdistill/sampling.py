@@ -11,8 +11,8 @@ Memory: the run that drives the loop is streamed one query at a time (``iter_run
 teacher's ``--scores``, or the other runs of an ensemble) is read in lockstep: when it lists the queries in the
 same order, only the current query is held; a query it lists earlier than the driver is held until the driver
 gets to it, so in the worst case (a completely different order) that file's judged queries are all held. Sorting
-the output spills chunks to temporary files. What grows with the number of queries is the qrels and the set of
-query ids seen, which the strategies need anyway.
+the output spills chunks to temporary files (``--sort-buffer``). What grows with the number of queries is the
+qrels and the run reader's set of query ids seen (it refuses a query that comes back), which the strategies need.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class MissingScore(Exception):
 class LockstepRun:
     """A run read alongside another one: queries it lists ahead of the asking order wait in ``pending``."""
 
-    def __init__(self, source: str, keep: set[str] | None) -> None:
+    def __init__(self, source: str, keep: Positives | set[str] | None) -> None:
         self.name = source_name(source)
         self._it = iter_run_queries(source)
         self._keep = keep
@@ -192,9 +192,22 @@ def _rng(*parts: object) -> random.Random:
     return random.Random("|".join(str(p) for p in parts))
 
 
-def positives_of(qrels: Qrels, min_relevance: int) -> dict[str, dict[str, int]]:
-    return {q: {d: r for d, r in docs.items() if r >= min_relevance} for q, docs in qrels.items()
-            if any(r >= min_relevance for r in docs.values())}
+class Positives:
+    """Each judged query's positives, read from the qrels when asked: no second copy of the qrels in memory."""
+
+    def __init__(self, qrels: Qrels, min_relevance: int) -> None:
+        self.qrels = qrels
+        self.min_relevance = min_relevance
+
+    def __contains__(self, qid: object) -> bool:
+        docs = self.qrels.get(qid) if isinstance(qid, str) else None
+        return docs is not None and any(r >= self.min_relevance for r in docs.values())
+
+    def __getitem__(self, qid: str) -> dict[str, int]:
+        return {d: r for d, r in self.qrels[qid].items() if r >= self.min_relevance}
+
+    def __iter__(self) -> Iterator[str]:
+        return (q for q in self.qrels if q in self)
 
 
 class Sampler:
@@ -203,7 +216,7 @@ class Sampler:
     def __init__(self, config: SampleConfig, qrels: Qrels, corpus: CorpusIds | None = None) -> None:
         self.cfg = config
         self.qrels = qrels
-        self.positives = positives_of(qrels, config.min_relevance)
+        self.positives = Positives(qrels, config.min_relevance)
         self.corpus = corpus
         self.stats = SampleStats()
         if config.strategy in ("random", "ensemble") and corpus is None:
@@ -338,7 +351,8 @@ def _aligned(primary: Iterable[tuple[str, dict[str, float]]], others: list[Locks
     others list."""
     done: set[str] = set()
     for qid, docs in primary:
-        done.add(qid)
+        if any(drain):  # only then can a query come back from another run
+            done.add(qid)
         yield qid, docs, [o.get(qid) for o in others]
     for i, other in enumerate(others):
         if not drain[i]:
@@ -361,7 +375,7 @@ def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | No
     """
     sampler = Sampler(config, qrels, corpus)
     sampler.stats.emitted = emit
-    keep = set(sampler.positives)
+    keep = sampler.positives
 
     def generate() -> Iterator[tuple[tuple[str, str], str]]:
         score_reader = LockstepRun(scores, keep) if scores is not None else None
@@ -385,9 +399,9 @@ def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | No
                 readers.append(score_reader)
                 drains.append(False)
             use_own = attach and score_reader is None and config.strategy != "ensemble"
-        seen: set[str] = set()
+        processed = 0
         for qid, first, others in _aligned(primary, readers, drains):
-            seen.add(qid)
+            processed += qid in keep
             rankings = [first] + (others[:-1] if score_reader is not None and config.strategy != "random"
                                   else others)
             if config.strategy == "random":
@@ -404,24 +418,24 @@ def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | No
             has_scores = attach and (score_reader is not None or use_own)
             for group in sampler.groups(qid, rankings, query_scores, has_scores):
                 yield (qid, group.doc_ids[0]), dumps(group.to_json()) + "\n"
-        sampler.stats.absent = len(keep - seen)
+        sampler.stats.absent = sum(1 for _ in keep) - processed
         sampler.stats.pending_peak = max([r.pending_peak for r in readers] + [0])
 
     return generate(), sampler
 
 
-def _with_judged(run: Iterator[tuple[str, dict[str, float]]], keep: set[str]
+def _with_judged(run: Iterator[tuple[str, dict[str, float]]], keep: Positives
                  ) -> Iterator[tuple[str, dict[str, float]]]:
     """The run's queries, then the judged queries it lacks (their scores are then missing)."""
     seen: set[str] = set()
     for qid, docs in run:
         seen.add(qid)
         yield qid, docs
-    for qid in sorted(keep - seen):
+    for qid in sorted(q for q in keep if q not in seen):
         yield qid, {}
 
 
-def _drain_then_judged(reader: LockstepRun, keep: set[str]) -> Iterator[tuple[str, dict[str, float]]]:
+def _drain_then_judged(reader: LockstepRun, keep: Positives) -> Iterator[tuple[str, dict[str, float]]]:
     return _with_judged(reader.rest(), keep)
 
 

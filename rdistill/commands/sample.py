@@ -51,6 +51,8 @@ def command(
     emit_candidates: Annotated[bool, typer.Option(
         "--emit-candidates", help="Write, as a TREC run, every document the groups could hold (positives, window "
         "or ensemble pools, random draws) for score-teacher to score; then run again with --scores.")] = False,
+    sort_buffer: Annotated[int, typer.Option("--sort-buffer", min=1, help="MB of groups held before sorted "
+                                             "chunks spill to temporary files.", metavar="MB")] = 64,
     output: OutputOpt = None,
 ) -> None:
     """Sample training groups (a positive and G-1 negatives with teacher scores) from runs, qrels and a teacher.
@@ -121,7 +123,7 @@ def command(
     corpus_ids = CorpusIds(corpus) if corpus is not None and strategy in ("random", "ensemble") else None
     items, sampler = sample(config, judged, names, scores, corpus_ids, attach=not no_scores, emit=emit_candidates)
     with open_output(output) as out:
-        write_sorted(out, items)
+        write_sorted(out, items, chunk_bytes=sort_buffer << 20)
     typer.echo(sampler.stats.summary(), err=True)
     if output is not None:
         write_sidecar(output, {"config": config.meta() | {"group_size": group_size, "one_per_query": one_per_query,
