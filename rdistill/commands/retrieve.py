@@ -111,7 +111,7 @@ def command(
                                     max_length=max_length, device=device)
                 store = DenseIndex.open(corpus, root / "dense", encoder, approx=approx, rebuild=rebuild,
                                         batch_size=batch_size)
-                name = tag or Path(encoder.path.rstrip("/")).name
+                name = tag or Path(model.rstrip("/")).name  # as the user named it: all-MiniLM-L6-v2
                 ids = list(todo)
                 bar = progress(len(ids), "retrieving (dense)", "query")
                 for start in range(0, len(ids), 1024):

@@ -109,7 +109,8 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     ids = DocIdWriter(tmp)
     vocab: dict[str, int] = {}
     terms, docs, tfs, lengths = _Growing(np.int32), _Growing(np.int32), _Growing(np.int32), _Growing(np.int64)
-    bar = progress(0, "indexing (bm25)", "doc") if show_progress else None
+    # The corpus is streamed, so the bar counts documents without a total.
+    bar = progress(None, "indexing (bm25)", "doc") if show_progress else None  # type: ignore[arg-type]
     for n, doc in enumerate(iter_corpus(corpus)):
         ids.add(doc.doc_id)
         tokens = tokenize(doc.full_text)

@@ -9,6 +9,7 @@ Documents are encoded as BEIR does: title + " " + text.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,10 @@ def build_hnsw(folder: Path) -> None:
     index = faiss.IndexHNSWFlat(emb.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
     for start in range(0, len(emb), BLOCK):
         index.add(np.ascontiguousarray(emb[start:start + BLOCK]))
-    faiss.write_index(index, str(folder / "hnsw.faiss"))
+    # Written beside and renamed: it may be added to a finished index later, which must never hold half a file.
+    tmp = folder / f".hnsw.faiss.tmp{os.getpid()}"
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, folder / "hnsw.faiss")
 
 
 class DenseIndex:

@@ -1,0 +1,159 @@
+"""rdistill retrieve: BM25 against rank_bm25 on cranfield, index reuse, query sources, shards, dense retrieval."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA, SAMPLE
+
+CRAN = DATA / "cranfield"
+
+
+def run_lines(text: str) -> list[list[str]]:
+    return [line.split(" ") for line in text.splitlines()]
+
+
+def test_tokenizer_is_stated() -> None:
+    from rdistill.retrieval.tokenize import Tokenizer, TokenizerSettings
+
+    assert Tokenizer()("The Boundary-Layers were flowing, a x2") == ["boundari", "layer", "were", "flow", "x2"]
+    plain = Tokenizer(TokenizerSettings(stemmer="none", stopwords="none"))
+    assert plain("The Boundary-Layers were flowing") == ["the", "boundary", "layers", "were", "flowing"]
+
+
+def test_bm25_equals_rank_bm25_on_cranfield(cli, tmp_path: Path) -> None:
+    """Same tokens, same parameters: every score equals BM25Okapi's, and the run is rank_bm25's ranking."""
+    from rank_bm25 import BM25Okapi
+
+    from rdistill.data import iter_corpus, load_queries
+    from rdistill.io import format_run_query
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+    from rdistill.retrieval.tokenize import Tokenizer
+
+    result = cli("retrieve", "--corpus", CRAN, "--queries", CRAN, "--split", "test", "--k", "100",
+                 "--index", tmp_path / "idx")
+    assert result.exit_code == 0, result
+    tokenize = Tokenizer()
+    docs = list(iter_corpus(str(CRAN)))
+    tokens = [tokenize(d.full_text) for d in docs]
+    reference = BM25Okapi(tokens, k1=1.2, b=0.75, epsilon=0.25)
+    index = BM25Index(tmp_path / "idx" / "bm25", BM25Params())
+    expected = []
+    for qid, text in load_queries(str(CRAN), "test").items():
+        query = tokenize(text)
+        want = reference.get_scores(query)
+        got = index.scores(index.token_ids(text))
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+        terms = set(query)
+        matched = {d.doc_id: float(s) for d, t, s in zip(docs, tokens, want, strict=True) if terms.intersection(t)}
+        expected.append(format_run_query(qid, matched, "bm25", 100))
+    assert result.stdout == "".join(expected)
+
+
+def test_lucene_variant_formula(cli) -> None:
+    from rdistill.data import iter_corpus
+    from rdistill.retrieval.tokenize import Tokenizer
+
+    result = cli("retrieve", "--corpus", SAMPLE / "corpus.jsonl", "--queries", SAMPLE / "queries.jsonl",
+                 "--bm25-variant", "lucene", "--k1", "0.9", "--b", "0.4", "--k", "5")
+    assert result.exit_code == 0, result
+    tokenize = Tokenizer()
+    docs = {d.doc_id: tokenize(d.full_text) for d in iter_corpus(str(SAMPLE / "corpus.jsonl"))}
+    n, avgdl = len(docs), sum(map(len, docs.values())) / len(docs)
+    queries = {json.loads(line)["_id"]: json.loads(line)["text"] for line in (SAMPLE / "queries.jsonl").open()}
+    rows = run_lines(result.stdout)
+    assert rows and all(row[5] == "bm25-lucene" for row in rows)
+    for qid, _, doc, _, score, _ in rows:
+        total = 0.0
+        for term in tokenize(queries[qid]):
+            df = sum(term in toks for toks in docs.values())
+            tf = docs[doc].count(term)
+            if df and tf:
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+                total += idf * tf / (tf + 0.9 * (1 - 0.4 + 0.4 * len(docs[doc]) / avgdl))
+        assert float(score) == pytest.approx(total, rel=1e-9)
+
+
+def test_index_reused_and_guarded(cli, tmp_path: Path) -> None:
+    args = ["retrieve", "--corpus", SAMPLE / "corpus.jsonl", "--queries", SAMPLE / "queries.tsv", "--k", "3",
+            "--index", tmp_path / "idx"]
+    first = cli(*args)
+    assert first.exit_code == 0, first
+    meta = tmp_path / "idx" / "bm25" / "meta.json"
+    built = json.loads(meta.read_text())
+    assert built["build"]["tokenizer"]["stemmer"] == "english" and built["build"]["k1"] == 1.2
+    stamp = meta.stat().st_mtime_ns
+    again = cli(*args)
+    assert again.stdout == first.stdout and meta.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    other = cli(*args, "--stemmer", "porter")
+    assert other.exit_code == 2 and "--rebuild" in other.stderr and "stemmer" in other.stderr
+    rebuilt = cli(*args, "--stemmer", "porter", "--rebuild")
+    assert rebuilt.exit_code == 0 and json.loads(meta.read_text())["build"]["tokenizer"]["stemmer"] == "porter"
+
+
+def test_queries_from_stdin_and_shards(cli, tmp_path: Path) -> None:
+    base = ["retrieve", "--corpus", SAMPLE / "corpus.jsonl", "--k", "4", "--index", tmp_path / "idx"]
+    whole = cli(*base, "--queries", SAMPLE / "queries.jsonl")
+    assert whole.exit_code == 0, whole
+    piped = cli(*base, "--queries", "-", input=(SAMPLE / "queries.jsonl").read_text())
+    assert piped.stdout == whole.stdout
+    tsv = cli(*base, "--queries", SAMPLE / "queries.tsv")
+    assert tsv.stdout == whole.stdout
+    parts = [cli(*base, "--queries", SAMPLE / "queries.jsonl", "--shard", f"{i}/2").stdout for i in range(2)]
+    assert sorted("".join(parts).splitlines()) == sorted(whole.stdout.splitlines())
+    out = tmp_path / "run.trec"
+    assert cli(*base, "--queries", SAMPLE / "queries.jsonl", "-o", out).exit_code == 0
+    assert out.read_text() == whole.stdout and Path(f"{out}.meta.json").exists()
+
+
+def test_usage_errors(cli) -> None:
+    base = ["retrieve", "--corpus", SAMPLE / "corpus.jsonl", "--queries", SAMPLE / "queries.jsonl"]
+    for extra, words in ((["--dense"], "--model"), (["--stemmer", "klingon"], "--stemmer"),
+                         (["--bm25-variant", "bm42"], "--bm25-variant"), (["--approx"], "--dense")):
+        result = cli(*base, *extra)
+        assert result.exit_code == 2 and words in result.stderr, (extra, result)
+
+
+def test_dense_tiny_model(cli, tmp_path: Path, tiny_bi: Path) -> None:
+    args = ["retrieve", "--corpus", SAMPLE / "corpus.jsonl", "--queries", SAMPLE / "queries.jsonl", "--k", "5",
+            "--index", tmp_path / "idx", "--dense", "--model", tiny_bi, "--pooling", "mean", "--device", "cpu"]
+    exact = cli(*args)
+    assert exact.exit_code == 0, exact
+    rows = run_lines(exact.stdout)
+    assert len(rows) == 4 * 5 and {r[5] for r in rows} == {tiny_bi.name}
+    emb = np.load(tmp_path / "idx" / "dense" / "embeddings.npy", mmap_mode="r")
+    assert emb.dtype == np.float32 and emb.shape == (12, 32)
+    # Scores are inner products of the model's own embeddings.
+    from rdistill.models import BiEncoder
+
+    encoder = BiEncoder(str(tiny_bi), pooling="mean", device="cpu")
+    q = encoder.encode(["how does BM25 score documents"])[0]
+    top = rows[0]
+    assert top[0] == "q1" and float(top[4]) == pytest.approx(float(emb[int(top[2][1:]) - 1] @ q), rel=1e-5)
+    approx = cli(*args, "--approx")
+    assert approx.exit_code == 0 and approx.stdout.splitlines()[0] == exact.stdout.splitlines()[0]
+    other = cli(*args[:-7], "--dense", "--model", tiny_bi, "--pooling", "cls", "--device", "cpu")
+    assert other.exit_code == 2 and "pooling" in other.stderr
+
+
+def test_dense_minilm_finds_its_document(cli, tmp_path: Path, minilm_path: Path) -> None:
+    """The real all-MiniLM-L6-v2 on 50 cranfield documents: a document's first sentence retrieves it."""
+    lines = (CRAN / "corpus.jsonl").read_text().splitlines()[:50]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(lines) + "\n")
+    picked = [json.loads(line) for line in lines[::5]]
+    queries = "".join(f"{d['_id']}\t{d['text'].split(' . ')[0]}\n" for d in picked)
+    result = cli("retrieve", "--corpus", corpus, "--queries", "-", "--k", "10", "--dense", "--model", minilm_path,
+                 "--device", "cpu", input=queries)
+    assert result.exit_code == 0, result
+    rows = run_lines(result.stdout)
+    firsts = {row[0]: row[2] for row in rows if row[3] == "1"}
+    # Cranfield holds near-duplicate abstracts, so a few sentences rank a twin first; none misses its document.
+    assert sum(firsts[d["_id"]] == d["_id"] for d in picked) >= 0.7 * len(picked)
+    assert all((d["_id"], d["_id"]) in {(r[0], r[2]) for r in rows} for d in picked)
+    assert all(0.0 < float(row[4]) <= 1.0 + 1e-6 for row in run_lines(result.stdout))  # normalised: cosine
