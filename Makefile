@@ -79,25 +79,41 @@ $(OUT)/teacher.train.trec: $(OUT)/bm25.train.trec
 $(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec
 	$(RD) entropy --k $(RERANK_DEPTH) --plot $(OUT)/entropy.train.png < $< > $@.tmp && mv $@.tmp $@
 
-$(OUT)/groups/random.jsonl: $(OUT)/teacher.train.trec
+# Random negatives and ensemble candidates (dense hits, padding) are mostly outside {positives} U BM25@DEPTH, so
+# those sources run in two passes: list the candidates, let the teacher score them, then sample with those scores.
+SAMPLE_ARGS = --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42
+ENSEMBLE_RUNS = $(OUT)/bm25.train.trec $(OUT)/dense.train.trec
+
+$(OUT)/candidates/random.trec:
 	@mkdir -p $(@D)
-	$(RD) sample --strategy random --corpus $(D) --scores $< --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 < $< > $@.tmp && mv $@.tmp $@
+	$(RD) sample --strategy random --corpus $(D) $(SAMPLE_ARGS) --emit-candidates --no-scores > $@.tmp && mv $@.tmp $@
+
+$(OUT)/candidates/ensemble.trec: $(ENSEMBLE_RUNS)
+	@mkdir -p $(@D)
+	$(RD) sample --strategy ensemble --corpus $(D) $(SAMPLE_ARGS) --emit-candidates --no-scores $^ > $@.tmp && mv $@.tmp $@
+
+$(OUT)/candidates/%.teacher.trec: $(OUT)/candidates/%.trec
+	$(RD) score-teacher --model $(TEACHER) --queries $(D) --corpus $(D) -o $@ < $<
+
+$(OUT)/groups/random.jsonl: $(OUT)/candidates/random.teacher.trec
+	@mkdir -p $(@D)
+	$(RD) sample --strategy random --corpus $(D) --scores $< $(SAMPLE_ARGS) > $@.tmp && mv $@.tmp $@
 
 $(OUT)/groups/bm25.jsonl: $(OUT)/bm25.train.trec $(OUT)/teacher.train.trec
 	@mkdir -p $(@D)
-	$(RD) sample --strategy window --window $(WINDOW) --scores $(OUT)/teacher.train.trec --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 < $< > $@.tmp && mv $@.tmp $@
+	$(RD) sample --strategy window --window $(WINDOW) --scores $(OUT)/teacher.train.trec $(SAMPLE_ARGS) < $< > $@.tmp && mv $@.tmp $@
 
 $(OUT)/groups/teacher.jsonl: $(OUT)/teacher.train.trec
 	@mkdir -p $(@D)
-	$(RD) sample --strategy teacher --window $(WINDOW) --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 < $< > $@.tmp && mv $@.tmp $@
+	$(RD) sample --strategy teacher --window $(WINDOW) $(SAMPLE_ARGS) < $< > $@.tmp && mv $@.tmp $@
 
-$(OUT)/groups/ensemble.jsonl: $(OUT)/bm25.train.trec $(OUT)/dense.train.trec $(OUT)/teacher.train.trec
+$(OUT)/groups/ensemble.jsonl: $(OUT)/candidates/ensemble.teacher.trec $(ENSEMBLE_RUNS)
 	@mkdir -p $(@D)
-	$(RD) sample --strategy ensemble --scores $(OUT)/teacher.train.trec --corpus $(D) --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 $(OUT)/bm25.train.trec $(OUT)/dense.train.trec > $@.tmp && mv $@.tmp $@
+	$(RD) sample --strategy ensemble --scores $< --corpus $(D) $(SAMPLE_ARGS) $(ENSEMBLE_RUNS) > $@.tmp && mv $@.tmp $@
 
-$(OUT)/groups/ensemble-nofilter.jsonl: $(OUT)/bm25.train.trec $(OUT)/dense.train.trec $(OUT)/teacher.train.trec
+$(OUT)/groups/ensemble-nofilter.jsonl: $(OUT)/candidates/ensemble.teacher.trec $(ENSEMBLE_RUNS)
 	@mkdir -p $(@D)
-	$(RD) sample --strategy ensemble --no-filter --scores $(OUT)/teacher.train.trec --corpus $(D) --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42 $(OUT)/bm25.train.trec $(OUT)/dense.train.trec > $@.tmp && mv $@.tmp $@
+	$(RD) sample --strategy ensemble --no-filter --scores $< --corpus $(D) $(SAMPLE_ARGS) $(ENSEMBLE_RUNS) > $@.tmp && mv $@.tmp $@
 
 # Entropy cuts of one sampling source's groups: groups/SOURCE~CUT.jsonl keeps the queries the cut names.
 CUT_GROUPS = $(foreach c,$(CUTS),$(OUT)/groups/$(CUT_SAMPLING)~$(c).jsonl)
