@@ -143,8 +143,7 @@ class LockstepRun:
 
     def rest(self) -> Iterator[tuple[str, dict[str, float]]]:
         """What the asking side never asked for: the held queries, then the unread ones."""
-        while self.pending:
-            qid = min(self.pending)
+        for qid in sorted(self.pending):
             yield qid, self.pending.pop(qid)
         for qid, docs in self._it:
             if self._keep is None or qid in self._keep:

@@ -227,3 +227,15 @@ def test_external_sort_matches_in_memory():
     assert write_sorted(small, items, chunk_bytes=2000) == write_sorted(big, items) == 500
     assert small.getvalue() == big.getvalue()
     assert big.getvalue() == "".join(text for _, text in sorted(items))
+
+
+def test_ensemble_runs_in_any_query_order(cli, files, tmp_path):
+    """The second run and the scores are read in lockstep; another query order only costs memory, not output."""
+    base = ["sample", "--strategy", "ensemble", "--no-filter", "--no-scores", "--corpus", CRAN, *Q, "-G", "8"]
+    shuffled = tmp_path / "teacher.shuffled.trec"
+    shuffled.write_text(_shuffled_run(files["teacher"], 5))
+    one = cli(*base, files["bm25"], files["teacher"])
+    two = cli(*base, files["bm25"], shuffled)
+    assert one.exit_code == two.exit_code == 0, (one, two)
+    assert one.stdout == two.stdout and one.stdout
+    assert all(g["scores"] is None for g in groups(one.stdout))
