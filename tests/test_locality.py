@@ -32,7 +32,7 @@ def test_diameters_match_numpy(cli, tmp_path):
                  tmp_path / "s.jsonl", groups)
     assert result.exit_code == 0, result
     rows = [orjson.loads(x) for x in result.stdout.splitlines()]
-    by_id = dict(zip(ids, vectors.astype(np.float64)))
+    by_id = dict(zip(ids, vectors.astype(np.float64), strict=True))
     expected = {}
     for qid, docs in (("1", ["12", "184", "185", "29", "31", "51"]), ("2", ["12", "13", "14"]), ("3", ["5", "6"])):
         dist = [1 - (by_id[a] @ by_id[b]) / np.linalg.norm(by_id[a]) / np.linalg.norm(by_id[b])

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from rdistill.commands._common import BatchSizeOpt, CorpusOpt, DeviceOpt, OutputOpt, SeedOpt
+from rdistill.commands._common import BatchSizeOpt, DeviceOpt, OutputOpt, SeedOpt
 from rdistill.errors import UsageError
 from rdistill.locality import DATASET_QUANTILE, DEFAULT_ALPHA
 
@@ -58,7 +58,14 @@ def command(
           bm25-groups.jsonl random-groups.jsonl
     """
     from rdistill.io import dumps, open_output
-    from rdistill.locality import Embeddings, coverage, dataset_delta, query_pools, random_pool, robust_diameter
+    from rdistill.locality import (
+        Embeddings,
+        coverage,
+        dataset_delta,
+        query_pools,
+        random_pool,
+        robust_diameter,
+    )
 
     names = inputs or ["-"]
     if len(set(names)) != len(names):

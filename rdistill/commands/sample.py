@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from rdistill.commands._common import CorpusOpt, OutputOpt, QrelsOpt, SplitOpt
+from rdistill.commands._common import OutputOpt, QrelsOpt, SplitOpt
 from rdistill.errors import UsageError
 
 
