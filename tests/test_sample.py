@@ -239,3 +239,14 @@ def test_ensemble_runs_in_any_query_order(cli, files, tmp_path):
     assert one.exit_code == two.exit_code == 0, (one, two)
     assert one.stdout == two.stdout and one.stdout
     assert all(g["scores"] is None for g in groups(one.stdout))
+
+
+def test_random_reads_no_ranking(cli, files):
+    """The contract's `--strategy random --corpus DIR < scored.trec`: stdin is no ranking for random; without
+    --scores the groups are labels-only, and stderr says how to attach teacher scores."""
+    result = cli("sample", "--strategy", "random", "--corpus", CRAN, *Q, "--group-size", "8", "--seed", "1",
+                 input=files["teacher"].read_text())
+    assert result.exit_code == 0, result
+    out = groups(result.stdout)
+    assert out and all(g["scores"] is None and len(g["doc_ids"]) == 8 for g in out)
+    assert "--emit-candidates" in result.stderr

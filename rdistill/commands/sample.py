@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -64,7 +63,8 @@ def command(
 
     \b
     Strategies (the paper's sampling sources):
-      random    G-1 documents uniform from the whole --corpus, fixed per query (source "random").
+      random    G-1 documents uniform from the whole --corpus, fixed per query (source "random"); stdin
+                is not read: teacher scores come from --scores, else the groups carry none.
       window    G-1 uniform from ranks A:B of the run (source "bm25" over a BM25 run; the paper: 1:100 of 200).
       teacher   the same over the teacher's re-ranking of {positives} + BM25 (source "cross-encoder").
       ensemble  at most --per-system from ranks A:B of each RUN; drop negatives scoring above min(positive
@@ -109,11 +109,14 @@ def command(
         if filter and scores is None and not emit_candidates:
             raise UsageError("the ensemble's false-negative filter needs the teacher's scores: --scores FILE "
                              "(or --no-filter)")
-    else:  # random: the run, if any, only supplies scores
+    else:  # random reads no ranking: teacher scores only when named (--scores, or a RUN argument)
         if len(names) > 1:
             raise UsageError("--strategy random takes at most one run (its scores are attached)")
-        if not names and scores is None and not no_scores and not sys.stdin.isatty():
-            names = ["-"]
+        if not names and scores is None and not no_scores and not emit_candidates:
+            no_scores = True
+            typer.echo("sample: --strategy random reads no ranking and no --scores was given: groups carry "
+                       "\"scores\": null (list their documents with --emit-candidates, score them with "
+                       "score-teacher, and pass that as --scores)", err=True)
     if len(set(names)) != len(names):
         raise UsageError("a run is named twice (stdin can be read only once)")
     if scores is not None and no_scores:
