@@ -10,7 +10,6 @@ Documents are encoded as BEIR does: title + " " + text.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,6 @@ from rdistill.retrieval.store import (
 BLOCK = 1 << 20  # rows per exact-search block: 1M x 384 float32 = 1.5 GB at most in faiss at once
 ENCODE_CHUNK = 8192  # documents read from the corpus per encoding call
 HNSW_M = 32
-
-
-@dataclass(frozen=True)
-class DenseParams:
-    approx: bool = False
-    ef_search: int = 256
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def build_key(corpus: str, encoder: Any, approx: bool) -> dict[str, Any]:
