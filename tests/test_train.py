@@ -23,6 +23,16 @@ from tests.conftest import DATA, ROOT, SAMPLE
 CRAN = DATA / "cranfield"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and on the shared 2-core machine one thread is several times
+    faster when others are busy; restored afterwards for the rest of the suite."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def sample_groups() -> str:
     """Groups from sample_data: each run query's best judged document first, the run's other documents as
     negatives, BM25's scores standing in for a teacher's."""
@@ -162,7 +172,7 @@ def test_init_layers_keeps_the_first_layers(tiny_cross: Path) -> None:
 
 
 def test_same_seed_same_weights(cli, tmp_path: Path, tiny_cross: Path, cran_groups: Path) -> None:
-    runs = [cli(*cran_args(tiny_cross, tmp_path / name, "--loss", "ranknet", "--max-steps", "2", "--lr", "1e-3",
+    runs = [cli(*cran_args(tiny_cross, tmp_path / name, "--loss", "ranknet", "--max-steps", "1", "--lr", "1e-3",
                            *extra), cran_groups) for name, extra in (("a", []), ("b", []), ("c", ["--seed", "4"]))]
     assert all(r.exit_code == 0 for r in runs), runs
     assert max_diff(tmp_path / "a", tmp_path / "b") == 0.0
@@ -171,7 +181,7 @@ def test_same_seed_same_weights(cli, tmp_path: Path, tiny_cross: Path, cran_grou
 
 def test_resume_continues_exactly(cli, tmp_path: Path, tiny_cross: Path, cran_groups: Path) -> None:
     # dropout on, lr high enough to move: the RNG state, optimizer, schedule and data position must all come back
-    args = ("--loss", "lce", "--max-steps", "5", "--lr", "1e-3", "--grad-accum", "2")
+    args = ("--loss", "lce", "--max-steps", "4", "--lr", "1e-3", "--grad-accum", "2")
     whole = cli(*cran_args(tiny_cross, tmp_path / "whole", *args), cran_groups)
     assert whole.exit_code == 0, whole
     part = cli(*cran_args(tiny_cross, tmp_path / "parts", *args, "--checkpoint-every", "2", "--stop-after", "3"),
@@ -180,7 +190,7 @@ def test_resume_continues_exactly(cli, tmp_path: Path, tiny_cross: Path, cran_gr
     assert "continue with --resume" in part.stderr
     assert (tmp_path / "parts" / "checkpoint" / "state.pt").exists() and not (tmp_path / "parts" / "config.json").exists()
     # resuming with other training arguments is refused, naming them
-    other = cli(*cran_args(tiny_cross, tmp_path / "parts", "--loss", "lce", "--max-steps", "5", "--lr", "2e-3",
+    other = cli(*cran_args(tiny_cross, tmp_path / "parts", "--loss", "lce", "--max-steps", "4", "--lr", "2e-3",
                            "--grad-accum", "2", "--resume"), cran_groups)
     assert other.exit_code == 2 and "lr" in other.stderr
     rest = cli(*cran_args(tiny_cross, tmp_path / "parts", *args, "--checkpoint-every", "2", "--resume"), cran_groups)
@@ -258,3 +268,34 @@ def test_errors_are_located(cli, tmp_path: Path, tiny_cross: Path, cran_groups: 
     refused = cli(*cran_args(tiny_cross, occupied, "--max-steps", "1"), cran_groups)
     assert refused.exit_code == 2 and "other files" in refused.stderr
     assert (occupied / "notes.txt").exists()
+
+
+def test_inference_scores_what_training_scored(tmp_path: Path, tiny_cross: Path, cran_groups: Path) -> None:
+    """The saved student, loaded by models.CrossEncoder (what score-teacher uses), gives the scores the trained
+    model gave in training (dropout off): same tokens, same head, same log P(relevant)."""
+    from rdistill.data import load_queries
+    from rdistill.docstore import DocStore
+    from rdistill.models import CrossEncoder
+    from rdistill.training.losses import marginmse
+    from rdistill.training.students import build_student
+
+    torch.manual_seed(0)
+    student = build_student("cross", str(tiny_cross), 1, 30, 200)
+    groups, _ = read_groups(cran_groups, group_size=4)
+    queries, store = load_queries(str(CRAN)), DocStore(str(CRAN))
+    qs = [queries[g.query_id] for g in groups[:4]]
+    ds = [[store.text(d) for d in g.doc_ids] for g in groups[:4]]
+    teacher = torch.tensor([g.scores for g in groups[:4]])
+    optimizer = torch.optim.AdamW(student.model.parameters(), lr=1e-2)
+    for _ in range(3):
+        s, mask = student.group_scores(student.model, qs, ds, torch.device("cpu"))
+        marginmse(s, teacher, mask).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    student.model.eval()
+    with torch.no_grad():
+        trained, _ = student.group_scores(student.model, qs, ds, torch.device("cpu"))
+    student.save(tmp_path / "student")
+    loaded = CrossEncoder(str(tmp_path / "student")).score([q for q, g in zip(qs, ds, strict=True) for _ in g],
+                                                           [d for g in ds for d in g])
+    assert torch.allclose(trained.flatten().double(), torch.from_numpy(loaded), atol=1e-6)
