@@ -1,0 +1,157 @@
+"""``rdistill entropy``: a thin typer wrapper over :mod:`rdistill.entropy`."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rdistill.commands._common import OutputOpt
+from rdistill.errors import InputError, UsageError
+
+
+def _first_char(source: str) -> str:
+    from rdistill.io import iter_lines
+
+    for _, line in iter_lines(source):
+        if line.strip():
+            return line.lstrip()[0]
+    raise InputError("<stdin>" if source == "-" else source, None, "empty input: expected a scored TREC run or "
+                     "training groups (JSONL)")
+
+
+def _items(source: str, groups: bool) -> Iterator[tuple[str, list[float]]]:
+    """(query id, scores) per query of a run, or per line of a groups file (a group is its own candidate set)."""
+    from rdistill.io import iter_jsonl, iter_run_queries, require, source_name
+
+    if not groups:
+        for qid, docs in iter_run_queries(source):
+            yield qid, list(docs.values())
+        return
+    name = source_name(source)
+    for lineno, obj in iter_jsonl(source):
+        qid = require(obj, "query_id", name, lineno)
+        scores = obj.get("scores")
+        if not isinstance(scores, list) or not scores:
+            raise InputError(name, lineno, "group has no teacher scores (field 'scores'): sample with --scores, "
+                             "or pass a scored run instead")
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in scores):
+            raise InputError(name, lineno, "field 'scores' should hold numbers")
+        yield qid, [float(x) for x in scores]
+
+
+def command(
+    source: Annotated[str, typer.Argument(help="A scored TREC run, or training groups (JSONL) from rdistill "
+                                          "sample; - (default) reads stdin.", metavar="INPUT")] = "-",
+    definition: Annotated[str, typer.Option("--definition", help="softmax (of scores / T; nats, --bits for bits), "
+                                            "pairwise (mean binary entropy of sigmoid((ti - tj) / T) over pairs; "
+                                            "bits) or sumnorm (p = t / sum t; same-sign scores only).")] = "softmax",
+    temperature: Annotated[float, typer.Option("--temperature", "-T", min=1e-9, help="Scores are divided by T "
+                                               "(softmax, pairwise).")] = 1.0,
+    k: Annotated[int | None, typer.Option("--k", "-k", min=1, help="Only each query's top k candidates by score. "
+                                          "Default: all (a whole group).")] = None,
+    bits: Annotated[bool, typer.Option("--bits", help="softmax and sumnorm in bits instead of nats.")] = False,
+    keep: Annotated[str | None, typer.Option("--keep", help="Cut queries by entropy and emit the kept part of the "
+                                             "input: below-median, above-median, below-q3, above-q1, inner (within "
+                                             "the 1.5 IQR fences), outer, or percentile:LO:HI.")] = None,
+    entropy_out: Annotated[str | None, typer.Option("--entropy-out", help="With --keep: write the per-query "
+                                                    "entropy JSONL here.", metavar="FILE")] = None,
+    output: OutputOpt = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Save a histogram of per-query entropy (with the "
+                                             "cut marked) as a PNG.", metavar="FILE.png")] = None,
+) -> None:
+    """Per-query entropy of a teacher's ranking; optionally keep only the queries of an entropy cut.
+
+    Reads a scored TREC run (one candidate set per query, its top --k) or training groups from rdistill sample
+    (one set per group, told apart by a first character '{'), and writes one JSON line per query (per group):
+    query_id, entropy, n (candidates), definition, temperature. A summary (quartiles, mean) goes to stderr.
+
+    Definitions: softmax H = -sum p log p, p = softmax(t / T) (default; nats); pairwise: the mean over pairs of
+    the binary entropy of sigmoid((ti - tj) / T), in bits (the authors' training-set statistic); sumnorm:
+    p = t / sum t (the authors' cut code), refused when scores mix signs.
+
+    --keep cuts across queries by numpy percentiles of their entropy, named by what it keeps (below-X keeps
+    H < X, above-X keeps H >= X; inner keeps Q1 - 1.5 IQR <= H <= Q3 + 1.5 IQR, outer the rest) and writes the
+    kept part of the input, unchanged, so it pipes on; the entropy JSONL then goes to --entropy-out.
+
+    \b
+    Example:
+      rdistill entropy < scored.trec > entropy.jsonl
+      rdistill entropy --definition pairwise --k 100 --plot entropy.png < scored.trec > entropy.jsonl
+      rdistill entropy --keep below-q3 --entropy-out entropy.jsonl < groups.jsonl > groups.below-q3.jsonl
+    """
+    from rdistill import entropy as ent
+    from rdistill.io import iter_lines, open_output, write_jsonl
+    from rdistill.schema import EntropyRecord
+
+    if definition not in ent.DEFINITIONS:
+        raise UsageError(f"--definition {definition!r}: expected one of {', '.join(ent.DEFINITIONS)}")
+    if entropy_out is not None and keep is None:
+        raise UsageError("--entropy-out goes with --keep (without a cut, the entropy JSONL is the output)")
+    if bits and definition == "pairwise":
+        raise UsageError("pairwise entropy is always in bits; --bits applies to softmax and sumnorm")
+    with tempfile.TemporaryDirectory(prefix="rdistill-entropy-") as scratch:
+        path = source
+        if source == "-":
+            # The input kind is sniffed first and a cut's kept part is emitted in a second pass, and stdin can be
+            # read only once: spool it to disk (bounded memory whatever the input's size).
+            from rdistill.io import open_binary
+
+            path = str(Path(scratch) / "input")
+            with open_binary("-") as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        groups = _first_char(path) == "{"
+        records: list[EntropyRecord] = []
+        name = "<stdin>" if path == "-" else path
+        for qid, scores in _items(path, groups):
+            cand = ent.top_k(scores, k)
+            try:
+                value = ent.entropy(cand, definition, temperature, bits)
+            except ValueError as exc:
+                raise InputError(name, None, f"query {qid!r}: {exc}") from None
+            records.append(EntropyRecord(qid, value, len(cand), definition, temperature))
+        values = [r.entropy for r in records]
+        bounds = ent.cut_bounds(values, keep) if keep is not None else None
+        unit = "bits" if bits or definition == "pairwise" else "nats"
+        _report(ent.summary(values), definition, unit, keep, bounds,
+                sum(ent.kept(v, bounds) for v in values) if bounds else None)
+        if plot is not None:
+            ent.plot(values, plot, f"Per-query teacher entropy ({definition}, T={temperature:g}, "
+                     f"{len(values)} {'groups' if groups else 'queries'})" + (f"; keep {keep}" if keep else ""),
+                     bounds, f"entropy ({unit})")
+        if bounds is None:
+            with open_output(output) as out:
+                write_jsonl(out, records)
+            return
+        if entropy_out is not None:
+            with open_output(entropy_out) as out:
+                write_jsonl(out, records)
+        with open_output(output) as out:
+            if groups:  # one decision per line, in order
+                decisions = iter([ent.kept(v, bounds) for v in values])
+                for _, line in iter_lines(path):
+                    if line.strip() and next(decisions):
+                        out.write(line + "\n")
+            else:
+                keep_ids = {r.query_id for r in records if ent.kept(r.entropy, bounds)}
+                for _, line in iter_lines(path):
+                    fields = line.split(None, 1)
+                    if fields and fields[0] in keep_ids:
+                        out.write(line + "\n")
+
+
+def _report(stats: dict[str, float], definition: str, unit: str, keep: str | None, bounds: Any,
+            kept: int | None) -> None:
+    line = (f"entropy ({definition}, {unit}) over {int(stats['queries'])}: mean {stats['mean']:.4f}  "
+            f"min {stats['min']:.4f}  Q1 {stats['q1']:.4f}  median {stats['median']:.4f}  Q3 {stats['q3']:.4f}  "
+            f"max {stats['max']:.4f}")
+    print(line, file=sys.stderr)
+    if keep is not None:
+        low, high, inside = bounds
+        where = f"[{low:.4f}, {high:.4f})" if inside else f"outside [{low:.4f}, {high:.4f})"
+        print(f"keep {keep}: entropy {where}: {kept} of {int(stats['queries'])} kept", file=sys.stderr)

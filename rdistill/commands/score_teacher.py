@@ -1,0 +1,119 @@
+"""``rdistill score-teacher``: a thin typer wrapper over :mod:`rdistill.teacher`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rdistill.commands._common import (
+    BatchSizeOpt,
+    CorpusOpt,
+    DeviceOpt,
+    DtypeOpt,
+    OutputOpt,
+    QueriesOpt,
+    ShardOpt,
+    SplitOpt,
+)
+from rdistill.errors import UsageError
+
+
+def command(
+    queries: QueriesOpt,
+    corpus: CorpusOpt,
+    model: Annotated[str, typer.Option("--model", help="Teacher: a Hugging Face folder or name (a cross-encoder, a "
+                                       "bi-encoder, or a student from rdistill train); all-MiniLM-L6-v2 works "
+                                       "offline.", metavar="PATH")],
+    run: Annotated[str, typer.Argument(help="The TREC run to re-score; - (default) reads stdin.",
+                                       metavar="RUN")] = "-",
+    kind: Annotated[str | None, typer.Option("--kind", help="cross or bi. Default: detected from the checkpoint "
+                                             "(a sequence-classification head is a cross-encoder).")] = None,
+    qrels: Annotated[str | None, typer.Option("--qrels", help="Add each query's judged positives (rel > 0) to "
+                                              "its pool: a BEIR folder (with --split), a TREC or BEIR qrels file.",
+                                              metavar="SPEC")] = None,
+    split: SplitOpt = None,
+    output: OutputOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="With -o: continue an interrupted job from "
+                                         "OUTPUT.partial instead of starting over.")] = False,
+    shard: ShardOpt = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="The run's tag column. Default: the model's folder "
+                                            "name.")] = None,
+    batch_size: BatchSizeOpt = 64,
+    max_query_length: Annotated[int | None, typer.Option("--max-query-length", min=1, help="Query tokens "
+                                                         "(cross-encoder). Default: 30.")] = None,
+    max_doc_length: Annotated[int | None, typer.Option("--max-doc-length", "--max-length", min=1, help="Document "
+                                                       "tokens. Default: 200 for a cross-encoder; a bi-encoder's "
+                                                       "max_seq_length (else 512) for queries and documents.")] = None,
+    similarity: Annotated[str, typer.Option("--similarity", help="Bi-encoder: dot (of embeddings pooled and "
+                                            "normalised as the folder's config says) or cos.")] = "dot",
+    embeddings_cache: Annotated[str | None, typer.Option("--embeddings-cache", help="Bi-encoder: folder for the "
+                                                         "corpus embeddings, computed once and reused (e.g. "
+                                                         "retrieve's --index DIR/dense). Default: rdistill's cache.",
+                                                         metavar="DIR")] = None,
+    chunk_pairs: Annotated[int, typer.Option("--chunk-pairs", min=1, help="Pairs per chunk: the unit of length "
+                                             "sorting and of the -o journal (work lost to a crash).")] = 4096,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "fp32",
+) -> None:
+    """Score every (query, document) pair of a run with a teacher and write the run re-ranked by it.
+
+    Reads a TREC run (stdin or RUN), looks each query up in --queries and each document in --corpus (an on-disk
+    offset index, built once, so large corpora stay in bounded memory; a document's text is title + " " + text),
+    and writes a TREC run with the teacher's scores, each query re-sorted, tagged with the model's name.
+
+    A cross-encoder's score is its logit (1-logit head) or log P(relevant) = log_softmax(logits)[1] (2-label
+    head); query and document are cut to 30 / 200 tokens. A bi-encoder's score is the dot product (or cosine) of
+    query and document embeddings; the corpus's embeddings are computed once and cached. Pairs are sorted by
+    length into batches so each pads only to its own longest pair.
+
+    --qrels (with --split for a BEIR folder) adds each query's judged positives (relevance > 0) to its pool
+    before scoring, as the paper scores {positive} + BM25@200.
+
+    Long jobs: with -o, finished chunks go to OUTPUT.partial (fsynced); after a crash or kill, the same command
+    with --resume continues there and ends with the same bytes an uninterrupted run writes. --shard I/N scores
+    one share of the queries; under torchrun each rank takes its own shard and writes OUTPUT.shardI-of-N.
+    A .meta.json sidecar records the teacher and settings.
+
+    \b
+    Example:
+      rdistill retrieve --corpus ../shared/data/scifact --queries ../shared/data/scifact --split test \\
+          --k 100 > bm25.trec
+      rdistill score-teacher --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
+          --corpus ../shared/data/scifact < bm25.trec > scored.trec
+      rdistill score-teacher --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
+          --corpus ../shared/data/scifact --qrels ../shared/data/scifact --split train \\
+          -o teacher.train.trec --resume bm25.train.trec
+    """
+    from rdistill.commands._common import parse_shard
+    from rdistill.data import load_qrels, load_queries
+    from rdistill.meta import write_sidecar
+    from rdistill.teacher import TeacherSettings, score_run
+
+    if kind not in (None, "cross", "bi"):
+        raise UsageError(f"--kind {kind!r}: expected cross or bi")
+    part = parse_shard(shard)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if shard is None and world > 1:  # torchrun: one shard per rank
+        part = (int(os.environ.get("RANK", "0")), world)
+        if output is None:
+            raise UsageError("under torchrun give -o FILE: each rank writes FILE.shardI-of-N")
+        output = f"{output}.shard{part[0]}-of-{world}"
+        if device == "auto" and os.environ.get("LOCAL_RANK") is not None:
+            import torch
+
+            if torch.cuda.is_available():
+                device = f"cuda:{os.environ['LOCAL_RANK']}"
+    if split is not None and qrels is None:
+        raise UsageError("--split applies to --qrels")
+    positives = load_qrels(qrels, split) if qrels is not None else None
+    settings = TeacherSettings(model=model, kind=kind, batch_size=batch_size, max_query_length=max_query_length,
+                               max_doc_length=max_doc_length, similarity=similarity, device=device, dtype=dtype,
+                               chunk_pairs=chunk_pairs, embeddings_cache=embeddings_cache)
+    info = score_run(run, load_queries(queries), corpus, settings, output=output, resume=resume, shard=part,
+                     positives=positives, tag=tag)
+    if output is not None:
+        write_sidecar(output, {**info, "queries_spec": queries, "corpus": str(Path(corpus)), "qrels": qrels,
+                               "split": split})

@@ -1,0 +1,286 @@
+"""Score every (query, document) pair of a run with a teacher (or any trained student) and re-rank by it.
+
+The run is processed query by query in bounded memory. Consecutive queries are grouped into *chunks* of about
+``chunk_pairs`` pairs; a chunk is the unit of batching (pairs sorted by length across the chunk, so each batch pads
+only to its own longest pair) and of journaling. With an output file, every finished chunk is appended to
+``OUTPUT.partial`` and fsynced before the next one starts; ``resume`` skips the chunks the journal holds and the
+canonical output is written atomically from the journal at the end. Chunk boundaries depend only on the input and
+the settings, never on where a job was interrupted, so every pair is scored in the same batch as in an
+uninterrupted run and the resumed output is byte-identical to it (padding can change a float's last bits).
+
+A bi-encoder teacher's document embeddings are computed once for the whole corpus, in corpus order, into a dense
+index folder (the same format ``rdistill retrieve --dense`` writes, so its ``--index DIR/dense`` can be reused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdistill.errors import UsageError
+from rdistill.io import Source, dumps, format_run_query, iter_run_queries, open_output, source_name
+from rdistill.schema import Qrels
+
+JOURNAL_MAGIC = "#rdistill-score-teacher"
+CHUNK_END = "#chunk"
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """Everything that changes a teacher's scores; recorded in the sidecar and checked on --resume."""
+
+    model: str
+    kind: str | None = None  # None: detected from the checkpoint
+    batch_size: int = 64
+    max_query_length: int | None = None  # cross: 30; bi: the folder's max_seq_length
+    max_doc_length: int | None = None  # cross: 200; bi: the folder's max_seq_length
+    similarity: str = "dot"  # bi only: dot of the (config-normalised) embeddings, or cos
+    device: str = "auto"
+    dtype: str = "fp32"
+    chunk_pairs: int = 4096
+    embeddings_cache: str | None = None
+
+
+class CrossTeacher:
+    def __init__(self, s: TeacherSettings) -> None:
+        from rdistill.models import CrossEncoder
+
+        self.model = CrossEncoder(s.model, max_query_length=s.max_query_length or 30,
+                                  max_doc_length=s.max_doc_length or 200, device=s.device, dtype=s.dtype)
+        self.batch_size = s.batch_size
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": "cross", **self.model.settings()}
+
+    def score(self, queries: list[str], doc_ids: list[str], texts: list[str]) -> np.ndarray:
+        del doc_ids
+        return self.model.score(queries, texts, self.batch_size)
+
+
+class BiTeacher:
+    """Query embeddings per chunk; document embeddings looked up in a dense index built once for the corpus."""
+
+    def __init__(self, s: TeacherSettings, corpus: str) -> None:
+        from rdistill.docstore import cache_root
+        from rdistill.models import BiEncoder
+        from rdistill.retrieval.dense import DenseIndex, build_key
+
+        if s.max_query_length is not None and s.max_doc_length is not None and s.max_query_length != s.max_doc_length:
+            raise UsageError("a bi-encoder teacher encodes queries and documents with one length limit: give "
+                             "--max-doc-length only, or equal limits")
+        self.encoder = BiEncoder(s.model, max_length=s.max_doc_length or s.max_query_length, device=s.device,
+                                 dtype=s.dtype)
+        if s.similarity not in ("dot", "cos"):
+            raise UsageError(f"--similarity {s.similarity!r}: expected dot or cos")
+        self.similarity = s.similarity
+        self.batch_size = s.batch_size
+        key = build_key(corpus, self.encoder, False)
+        folder = (Path(s.embeddings_cache) if s.embeddings_cache else
+                  cache_root() / "teacher-embeddings" / hashlib.sha1(dumps(key).encode()).hexdigest()[:16])
+        self.index = DenseIndex.open(corpus, folder, self.encoder, batch_size=s.batch_size)
+        self.rows = _IdRows(folder, self.index.ids)
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": "bi", "similarity": self.similarity, **self.encoder.settings()}
+
+    def score(self, queries: list[str], doc_ids: list[str], texts: list[str]) -> np.ndarray:
+        del texts
+        unique = list(dict.fromkeys(queries))
+        q_emb = self.encoder.encode(unique, batch_size=self.batch_size)
+        where = {q: i for i, q in enumerate(unique)}
+        q = q_emb[[where[text] for text in queries]].astype(np.float64)
+        d = np.asarray(self.index.embeddings[self.rows.rows(doc_ids)], dtype=np.float64)
+        if self.similarity == "cos":
+            q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+            d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        return np.einsum("ij,ij->i", q, d)
+
+
+class _IdRows:
+    """Document id -> embedding row without a dict of every id: id hashes sorted once and saved memory-mapped."""
+
+    def __init__(self, folder: Path, ids: Any) -> None:
+        from rdistill.docstore import id_hash
+
+        self.ids = ids
+        path = folder / "idhash.npy"
+        if not path.exists() or (folder / "meta.json").stat().st_mtime_ns > path.stat().st_mtime_ns:
+            h = np.fromiter((id_hash(ids[i]) for i in range(len(ids))), dtype=np.uint64, count=len(ids))
+            order = np.argsort(h, kind="stable")
+            tmp = folder / f".idhash.tmp{os.getpid()}.npy"
+            np.save(tmp, np.stack([h[order], order.astype(np.uint64)]))
+            os.replace(tmp, path)
+        table = np.load(path, mmap_mode="r")
+        self.hashes, self.order = table[0], table[1]
+
+    def rows(self, doc_ids: list[str]) -> np.ndarray:
+        from rdistill.docstore import id_hash
+
+        out = np.empty(len(doc_ids), dtype=np.int64)
+        for n, doc_id in enumerate(doc_ids):
+            h = np.uint64(id_hash(doc_id))
+            i = int(np.searchsorted(self.hashes, h))
+            while i < len(self.hashes) and self.hashes[i] == h and self.ids[int(self.order[i])] != doc_id:
+                i += 1
+            if i >= len(self.hashes) or self.hashes[i] != h:
+                raise UsageError(f"document {doc_id!r} is not in the corpus")
+            out[n] = int(self.order[i])
+        return out
+
+
+def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTeacher:
+    from rdistill.models import detect_kind, resolve_model
+
+    kind = settings.kind or detect_kind(resolve_model(settings.model))
+    if kind == "cross":
+        return CrossTeacher(settings)
+    if kind == "bi":
+        return BiTeacher(settings, corpus)
+    raise UsageError(f"--kind {kind!r}: expected cross or bi")
+
+
+def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
+           chunk_pairs: int) -> Iterator[list[tuple[str, list[str]]]]:
+    """The run's queries in this shard, each pool with its judged positives added, grouped into chunks."""
+    from rdistill.commands._common import in_shard
+
+    chunk: list[tuple[str, list[str]]] = []
+    size = 0
+    for qid, docs in iter_run_queries(run):
+        if not in_shard(qid, shard):
+            continue
+        pool = list(docs)
+        if positives is not None:
+            seen = set(pool)
+            pool += [d for d, rel in sorted(positives.get(qid, {}).items()) if rel > 0 and d not in seen]
+        chunk.append((qid, pool))
+        size += len(pool)
+        if size >= chunk_pairs:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def score_chunk(teacher: CrossTeacher | BiTeacher, chunk: list[tuple[str, list[str]]], queries: dict[str, str],
+                store: Any, tag: str) -> str:
+    """The canonical TREC lines of a chunk's queries, re-scored and re-sorted by the teacher."""
+    q_texts: list[str] = []
+    doc_ids: list[str] = []
+    for qid, pool in chunk:
+        if qid not in queries:
+            raise UsageError(f"query {qid!r} of the run is not in --queries")
+        q_texts += [queries[qid]] * len(pool)
+        doc_ids += pool
+    texts = [store.text(d) for d in doc_ids] if isinstance(teacher, CrossTeacher) else []
+    scores = teacher.score(q_texts, doc_ids, texts)
+    out = []
+    start = 0
+    for qid, pool in chunk:
+        part = scores[start:start + len(pool)]
+        out.append(format_run_query(qid, zip(pool, (float(x) for x in part)), tag))
+        start += len(pool)
+    return "".join(out)
+
+
+def journal_path(output: str | Path) -> Path:
+    path = Path(output)
+    return path.with_name(path.name + ".partial")
+
+
+def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, int]:
+    """Open the journal for appending; on resume keep its committed chunks (cut any torn tail) and count them."""
+    done = 0
+    if resume and path.exists():
+        keep = 0
+        with open(path, "rb") as fh:
+            first = fh.readline().decode("utf-8", "replace").rstrip("\n")
+            if first != header:
+                raise UsageError(f"{path}: this partial output was made with other settings or input; delete it "
+                                 "or run without --resume to start over")
+            keep = fh.tell()
+            for line in fh:
+                if line.startswith(CHUNK_END.encode()) and line.endswith(b"\n"):
+                    keep = fh.tell()
+                    done += 1
+        fh = open(path, "r+b")  # noqa: SIM115 - the caller closes it
+        fh.truncate(keep)
+        fh.seek(keep)
+        return fh, done
+    if path.exists() and not resume:
+        print(f"rdistill: note: {path} exists; starting over (use --resume to continue it)", file=sys.stderr)
+    fh = open(path, "wb")  # noqa: SIM115 - the caller closes it
+    fh.write((header + "\n").encode())
+    _sync(fh)
+    return fh, 0
+
+
+def _sync(fh: Any) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def score_run(run: Source, queries: dict[str, str], corpus: str, settings: TeacherSettings,
+              output: str | None = None, resume: bool = False, shard: tuple[int, int] = (0, 1),
+              positives: Qrels | None = None, tag: str | None = None) -> dict[str, Any]:
+    """Re-score ``run`` with the teacher; write the TREC run to ``output`` (atomically, resumable) or stdout.
+
+    Returns what the job did (teacher settings, counts), for the metadata sidecar.
+    """
+    from rdistill.docstore import DocStore
+    from rdistill.models import progress
+
+    if resume and output is None:
+        raise UsageError("--resume needs -o FILE (the partial work is kept beside it)")
+    teacher = load_teacher(settings, corpus)
+    store = DocStore(corpus) if isinstance(teacher, CrossTeacher) else None
+    name = tag or Path(settings.model.rstrip("/")).name  # as the user named it (a hub name, not its cache path)
+    info: dict[str, Any] = {"teacher": teacher.settings(), "settings": asdict(settings), "shard": list(shard),
+                            "tag": name, "input": source_name(run)}
+    fingerprint = dumps({k: v for k, v in info.items() if k != "input"} |
+                        {"positives": None if positives is None else sorted((q, sorted(d.items()))
+                                                                            for q, d in positives.items())})
+    header = f"{JOURNAL_MAGIC} {hashlib.sha1(fingerprint.encode()).hexdigest()}"
+    journal = None
+    skip = 0
+    if output is not None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        journal, skip = _open_journal(journal_path(output), header, resume)
+    bar = progress(None, "scoring", "pair")  # type: ignore[arg-type]  # total unknown while streaming
+    n_queries = n_pairs = 0
+    try:
+        for i, chunk in enumerate(chunks(run, shard, positives, settings.chunk_pairs)):
+            pairs = sum(len(pool) for _, pool in chunk)
+            n_queries += len(chunk)
+            n_pairs += pairs
+            if i < skip:
+                continue
+            lines = score_chunk(teacher, chunk, queries, store, name)
+            if journal is None:
+                sys.stdout.write(lines)
+            else:
+                journal.write((lines + f"{CHUNK_END} {len(chunk)}\n").encode())
+                _sync(journal)
+            bar.update(pairs)
+    finally:
+        bar.close()
+        if journal is not None:
+            journal.close()
+    if n_queries == 0:  # a valid, empty share of a small run
+        print(f"rdistill: note: no query of the run falls in shard {shard[0]}/{shard[1]}", file=sys.stderr)
+    if output is not None:
+        path = journal_path(output)
+        with open(path, encoding="utf-8") as src, open_output(output) as out:
+            for line in src:
+                if not line.startswith("#"):
+                    out.write(line)
+        path.unlink()
+    info.update({"queries": n_queries, "pairs": n_pairs, "resumed_chunks": skip})
+    return info
