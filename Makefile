@@ -42,6 +42,9 @@ SEEDS ?= 42
 DEPTH ?= 200
 RERANK_DEPTH ?= 100
 WINDOW ?= 1:100
+# Entropy temperature: all-MiniLM-L6-v2's scores are cosines in [-1, 1], whose softmax at T = 1 is nearly flat;
+# sentence-transformers scales them by 20 in training, i.e. T = 0.05. Use 1 for a cross-encoder's log-probabilities.
+ENTROPY_T ?= 0.05
 # The demo: two sampling sources, one loss. The grid: the paper's sources x losses, plus entropy cuts.
 DEMO_STUDENTS ?= bm25.marginmse teacher.marginmse
 GRID_SAMPLINGS ?= random bm25 teacher ensemble ensemble-nofilter
@@ -77,7 +80,7 @@ $(OUT)/teacher.train.trec: $(OUT)/bm25.train.trec
 	$(RD) score-teacher --model $(TEACHER) --queries $(D) --corpus $(D) --qrels $(D) --split train -o $@ < $<
 
 $(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec
-	$(RD) entropy --k $(RERANK_DEPTH) --plot $(OUT)/entropy.train.png < $< > $@.tmp && mv $@.tmp $@
+	$(RD) entropy --temperature $(ENTROPY_T) --k $(RERANK_DEPTH) --plot $(OUT)/entropy.train.png < $< > $@.tmp && mv $@.tmp $@
 
 # Random negatives and ensemble candidates (dense hits, padding) are mostly outside {positives} U BM25@DEPTH, so
 # those sources run in two passes: list the candidates, let the teacher score them, then sample with those scores.
@@ -118,7 +121,7 @@ $(OUT)/groups/ensemble-nofilter.jsonl: $(OUT)/candidates/ensemble.teacher.trec $
 # Entropy cuts of one sampling source's groups: groups/SOURCE~CUT.jsonl keeps the queries the cut names.
 CUT_GROUPS = $(foreach c,$(CUTS),$(OUT)/groups/$(CUT_SAMPLING)~$(c).jsonl)
 $(CUT_GROUPS): $(OUT)/groups/$(CUT_SAMPLING)~%.jsonl: $(OUT)/groups/$(CUT_SAMPLING).jsonl
-	$(RD) entropy --keep $* < $< > $@.tmp && mv $@.tmp $@
+	$(RD) entropy --temperature $(ENTROPY_T) --keep $* < $< > $@.tmp && mv $@.tmp $@
 
 .SECONDEXPANSION:
 # A student: students/SOURCE.LOSS.sSEED, trained on groups/SOURCE.jsonl.
@@ -155,7 +158,7 @@ GRID_RUNS = $(call runs_for,$(GRID_STUDENTS))
 
 # Per-query entropy of the teacher's ranking of each in-domain test query, for the report's plot.
 $(OUT)/entropy.test.jsonl: $(OUT)/baselines/$(DATASET)/teacher.trec
-	$(RD) entropy < $< > $@.tmp && mv $@.tmp $@
+	$(RD) entropy --temperature $(ENTROPY_T) < $< > $@.tmp && mv $@.tmp $@
 
 $(OUT)/report.md: $(DEMO_RUNS) $(OUT)/entropy.test.jsonl
 	$(RD) report --runs $(OUT)/runs --baselines $(OUT)/baselines $(qrels_args) \
