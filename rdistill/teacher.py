@@ -60,8 +60,16 @@ class CrossTeacher:
         return {"kind": "cross", **self.model.settings()}
 
     def score(self, queries: list[str], doc_ids: list[str], texts: list[str]) -> np.ndarray:
+        from rdistill.models import cut_texts
+
         del doc_ids
-        return self.model.score(queries, texts, self.batch_size)
+        # Cut first so the length sort sees what the model will see: a 5,000-character abstract cut to 200 tokens
+        # is as long as a 1,000-character one. Cutting again inside encode_pairs gives the same tokens.
+        m = self.model
+        unique = list(dict.fromkeys(queries))
+        cut = dict(zip(unique, cut_texts(m.tokenizer, unique, m.max_query_length)))
+        docs = cut_texts(m.tokenizer, texts, m.max_doc_length)
+        return m.score([cut[q] for q in queries], docs, self.batch_size)
 
 
 class BiTeacher:
