@@ -100,7 +100,7 @@ def main() -> None:
                     d = cut_texts(tok, d_texts[start:start + args.batch_size], 200)
                     batch = tok(q, d, padding="longest", return_tensors="pt")
                     scores[start:start + len(q)] = cross_encoder_scores(hf(**batch).logits).double().numpy()
-            return dict(zip(pairs, scores.tolist()))
+            return dict(zip(pairs, scores.tolist(), strict=True))
 
         ratios = []
         print(f"{len(pairs)} pairs ({args.queries} queries of {args.run}), batch {args.batch_size}, "

@@ -22,7 +22,7 @@ from typing import IO, Any, TextIO
 import orjson
 
 from rdistill.errors import InputError
-from rdistill.schema import Qrels, QrelRow, Run, RunRow
+from rdistill.schema import QrelRow, Qrels, Run, RunRow
 
 Source = str | os.PathLike[str]
 STDIN_NAME = "<stdin>"

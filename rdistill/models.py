@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rdistill.errors import UsageError
+from rdistill.progress import progress  # noqa: F401 - re-exported: stages import it from here
 
 # Silence transformers before it is imported anywhere: its per-load report and progress bars are noise for users.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -135,7 +135,7 @@ def cut_texts(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> list[str
     enc = tokenizer(list(texts), add_special_tokens=False, truncation=True, max_length=max_tokens,
                     return_offsets_mapping=True)
     out = []
-    for text, offsets in zip(texts, enc["offset_mapping"]):
+    for text, offsets in zip(texts, enc["offset_mapping"], strict=True):
         out.append(text[: offsets[-1][1]] if offsets else "")
     return out
 
@@ -170,14 +170,6 @@ def cross_encoder_scores(logits: torch.Tensor) -> torch.Tensor:
 def length_order(texts: Sequence[str]) -> np.ndarray:
     """Indices sorted longest first, so batches hold similar lengths and the first batch shows peak memory."""
     return np.argsort([-len(t) for t in texts], kind="stable")
-
-
-def progress(total: int, desc: str, unit: str = "it") -> Any:
-    """A tqdm bar on stderr, shown only when stderr is a terminal (logs and CI stay clean)."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1)
 
 
 class BiEncoder:
@@ -255,7 +247,7 @@ class CrossEncoder:
     @torch.inference_mode()
     def score(self, queries: Sequence[str], docs: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Scores of (query, document) pairs, in input order, computed in length-sorted batches."""
-        order = length_order([q + d for q, d in zip(queries, docs)])
+        order = length_order([q + d for q, d in zip(queries, docs, strict=True)])
         out = np.empty(len(queries), dtype=np.float64)
         for start in range(0, len(queries), batch_size):
             idx = order[start:start + batch_size]

@@ -67,7 +67,7 @@ class CrossTeacher:
         # is as long as a 1,000-character one. Cutting again inside encode_pairs gives the same tokens.
         m = self.model
         unique = list(dict.fromkeys(queries))
-        cut = dict(zip(unique, cut_texts(m.tokenizer, unique, m.max_query_length)))
+        cut = dict(zip(unique, cut_texts(m.tokenizer, unique, m.max_query_length), strict=True))
         docs = cut_texts(m.tokenizer, texts, m.max_doc_length)
         return m.score([cut[q] for q in queries], docs, self.batch_size)
 
@@ -193,7 +193,7 @@ def score_chunk(teacher: CrossTeacher | BiTeacher, chunk: list[tuple[str, list[s
     start = 0
     for qid, pool in chunk:
         part = scores[start:start + len(pool)]
-        out.append(format_run_query(qid, zip(pool, (float(x) for x in part)), tag))
+        out.append(format_run_query(qid, zip(pool, (float(x) for x in part), strict=True), tag))
         start += len(pool)
     return "".join(out)
 

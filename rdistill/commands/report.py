@@ -43,8 +43,14 @@ def command(
     from rdistill.data import load_qrels
     from rdistill.errors import UsageError
     from rdistill.io import open_output
-    from rdistill.report import (Collection, build_tables, parse_collection_arg, plot_entropy_vs_effectiveness,
-                                 read_entropy, render)
+    from rdistill.report import (
+        Collection,
+        build_tables,
+        parse_collection_arg,
+        plot_entropy_vs_effectiveness,
+        read_entropy,
+        render,
+    )
 
     if plot and not entropy:
         raise UsageError("--plot needs --entropy (per-query teacher entropy from `rdistill entropy`)")

@@ -87,7 +87,7 @@ def command(
     from rdistill.commands._common import in_shard, parse_shard
     from rdistill.data import load_queries
     from rdistill.io import format_run_query, open_output
-    from rdistill.retrieval.store import progress  # models.progress without torch
+    from rdistill.progress import progress
 
     part = parse_shard(shard)
     if dense and model is None:

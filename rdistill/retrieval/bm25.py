@@ -112,7 +112,7 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     import bm25s
 
     from rdistill.data import iter_corpus
-    from rdistill.retrieval.store import progress
+    from rdistill.progress import progress
 
     tokenize = Tokenizer(params.tokenizer)
     tmp = begin_build(folder)

@@ -39,7 +39,7 @@ def build_key(corpus: str, encoder: Any, approx: bool) -> dict[str, Any]:
 def build_dense(corpus: str, folder: Path, encoder: Any, approx: bool, batch_size: int,
                 show_progress: bool = True) -> None:
     from rdistill.data import iter_corpus
-    from rdistill.models import progress
+    from rdistill.progress import progress
 
     # First pass counts documents so the embeddings can go straight into a memory-mapped .npy of the right shape.
     n_docs = sum(1 for _ in iter_corpus(corpus))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -60,15 +59,6 @@ class DocIds:
 
     def __getitem__(self, i: int) -> str:
         return self.data[int(self.offsets[i]):int(self.offsets[i + 1])].tobytes().decode("utf-8")
-
-
-def progress(total: int | None, desc: str, unit: str = "it") -> Any:
-    """:func:`rdistill.models.progress` without importing torch (models.py does, and BM25 needs none of it):
-    a tqdm bar on stderr, shown only when stderr is a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=not sys.stderr.isatty(), file=sys.stderr,
-                dynamic_ncols=True, smoothing=0.1)
 
 
 def corpus_fingerprint(spec: str) -> dict[str, Any]:
