@@ -224,8 +224,7 @@ def plot_entropy_vs_effectiveness(entropy: dict[str, float], per_query: dict[Sys
     ax.set_title("Per-query teacher entropy against student effectiveness (lines: quintile means)")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    from rdistill.io import open_output  # noqa: F401 - the same atomic rename, for a binary file
-
+    # Written beside the target and renamed over it, as every rdistill output, so a failure leaves no half PNG.
     tmp = Path(path).with_name(f".{Path(path).name}.tmp")
     fig.savefig(tmp, format="png")
     plt.close(fig)
