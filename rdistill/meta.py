@@ -36,7 +36,7 @@ def write_sidecar(output: str | Path, info: dict[str, Any]) -> Path:
     return path
 
 
-def file_sha256(path: str | Path, limit: int | None = None) -> str:
+def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -157,7 +157,7 @@ def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTea
 def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
            chunk_pairs: int) -> Iterator[list[tuple[str, list[str]]]]:
     """The run's queries in this shard, each pool with its judged positives added, grouped into chunks."""
-    from rdistill.commands._common import in_shard
+    from rdistill.shards import in_shard
 
     chunk: list[tuple[str, list[str]]] = []
     size = 0

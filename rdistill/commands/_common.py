@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from rdistill.errors import UsageError
-
 QueriesOpt = Annotated[str, typer.Option("--queries", help="Queries: a BEIR folder, a JSONL or TSV file, - for stdin, "
                                          "or irds:ID.", metavar="SPEC")]
 CorpusOpt = Annotated[str, typer.Option("--corpus", help="Documents: a BEIR folder, a JSONL or TSV file, or irds:ID.",
@@ -23,24 +21,3 @@ DtypeOpt = Annotated[str, typer.Option("--dtype", help="fp32 (default), bf16, or
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts or pairs per forward pass.")]
 ShardOpt = Annotated[str | None, typer.Option("--shard", help="Process only shard I of N (I in 0..N-1), e.g. 0/4, "
                                               "splitting the work by query.", metavar="I/N")]
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """'i/n' -> (i, n); None -> (0, 1)."""
-    if text is None:
-        return 0, 1
-    try:
-        i, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    if n < 1 or not 0 <= i < n:
-        raise UsageError(f"--shard {text!r}: need 0 <= I < N")
-    return i, n
-
-
-def in_shard(key: str, shard: tuple[int, int]) -> bool:
-    """Stable assignment of a query to a shard (crc32 of its id), the same on every machine and Python run."""
-    import zlib
-
-    i, n = shard
-    return n == 1 or zlib.crc32(key.encode("utf-8")) % n == i

@@ -84,10 +84,10 @@ def command(
       echo '{"_id": "q1", "text": "boundary layer"}' | \\
           rdistill retrieve --corpus sample_data/corpus.jsonl --queries - --k 10
     """
-    from rdistill.commands._common import in_shard, parse_shard
     from rdistill.data import load_queries
     from rdistill.io import format_run_query, open_output
     from rdistill.progress import progress
+    from rdistill.shards import in_shard, parse_shard
 
     part = parse_shard(shard)
     if dense and model is None:

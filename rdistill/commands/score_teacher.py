@@ -87,9 +87,9 @@ def command(
           --corpus ../shared/data/scifact --qrels ../shared/data/scifact --split train \\
           -o teacher.train.trec --resume bm25.train.trec
     """
-    from rdistill.commands._common import parse_shard
     from rdistill.data import load_qrels, load_queries
     from rdistill.meta import write_sidecar
+    from rdistill.shards import parse_shard
     from rdistill.teacher import TeacherSettings, score_run
 
     if kind not in (None, "cross", "bi"):
