@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from rdistill.errors import InputError
-from rdistill.io import iter_jsonl, open_binary, require, source_name
+from rdistill.io import iter_groups, iter_jsonl, open_binary, require, source_name
 from rdistill.schema import Group, Qrels
 
 READ_FORMATS = ("groups", "authors", "sentence-transformers")
@@ -67,12 +67,8 @@ def _scores(scores: dict[str, dict[str, float]] | None, qid: str, doc_ids: list[
 
 
 def read_groups_file(source: str) -> Iterator[Group]:
-    name = source_name(source)
-    for lineno, obj in iter_jsonl(source):
-        qid = require(obj, "query_id", name, lineno)
-        doc_ids = _ids(require(obj, "doc_ids", name, lineno, list), name, lineno, "doc_ids")
-        labels = obj.get("labels") or [1] + [0] * (len(doc_ids) - 1)
-        yield Group(qid, doc_ids, labels, obj.get("scores"), obj.get("meta") or {})
+    for _, group in iter_groups(source):
+        yield group
 
 
 def read_authors(source: str, scores: dict[str, dict[str, float]] | None, qrels: Qrels | None = None

@@ -22,7 +22,7 @@ from typing import IO, Any, TextIO
 import orjson
 
 from rdistill.errors import InputError
-from rdistill.schema import QrelRow, Qrels, Run, RunRow
+from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, check_finite
 
 Source = str | os.PathLike[str]
 STDIN_NAME = "<stdin>"
@@ -285,6 +285,49 @@ def require(obj: dict[str, Any], field: str, name: str, lineno: int, kind: type 
         want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise InputError(name, lineno, f"field {field!r} should be {want}, got {type(value).__name__}")
     return value
+
+
+GROUPS_FORMAT = 'a group {"query_id", "doc_ids": [positive, negatives...], "labels", "scores": [...] | null, "meta"}'
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
+    """Training groups (``rdistill sample``'s JSONL), each checked and located: ids as strings, the positive first,
+    labels and scores one per document (absent labels mean positive then negatives; ``"scores": null`` means no
+    teacher), finite scores. The one reader every stage that takes groups uses."""
+    name = source_name(source)
+    count = 0
+    for lineno, obj in iter_jsonl(source):
+        qid = require(obj, "query_id", name, lineno)
+        doc_ids = require(obj, "doc_ids", name, lineno, list)
+        if len(doc_ids) < 2 or not all(isinstance(d, str) or _is_number(d) for d in doc_ids):
+            raise InputError(name, lineno, "field 'doc_ids' should list at least 2 document ids (positive first)")
+        doc_ids = [str(d) for d in doc_ids]
+        labels = obj.get("labels")
+        if labels is None:
+            labels = [1] + [0] * (len(doc_ids) - 1)
+        elif not isinstance(labels, list) or len(labels) != len(doc_ids) or not all(map(_is_number, labels)):
+            raise InputError(name, lineno, f"field 'labels' should be a list of {len(doc_ids)} labels, one per doc id")
+        elif labels[0] <= 0:
+            raise InputError(name, lineno, f"the first document must be the positive, but its label is {labels[0]}")
+        scores = obj.get("scores")
+        if scores is not None:
+            if not isinstance(scores, list) or len(scores) != len(doc_ids) or not all(map(_is_number, scores)):
+                raise InputError(name, lineno, f"field 'scores' should be null or {len(doc_ids)} numbers, one per doc")
+            try:
+                scores = [check_finite(float(x), "teacher score") for x in scores]
+            except ValueError as exc:
+                raise InputError(name, lineno, str(exc)) from None
+        meta = obj.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise InputError(name, lineno, "field 'meta' should be an object")
+        count += 1
+        yield lineno, Group(qid, doc_ids, [int(x) for x in labels], scores, meta)
+    if count == 0:
+        raise InputError(name, None, f"empty input: expected {GROUPS_FORMAT}, one a line")
 
 
 def dumps(obj: Any) -> str:

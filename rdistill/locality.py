@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rdistill.errors import InputError, UsageError
-from rdistill.io import iter_jsonl, iter_lines, iter_run_queries, require, sort_query, source_name
+from rdistill.io import iter_groups, iter_lines, iter_run_queries, sort_query, source_name
 
 DEFAULT_ALPHA = 0.99
 DATASET_QUANTILE = 0.99
@@ -60,12 +60,9 @@ def query_pools(source: str, k: int | None = None) -> Iterator[tuple[str, list[s
     """Each query's document set, in a canonical order: a groups file's union of the query's groups (queries in
     first-seen order), or a run's top k (trec_eval order)."""
     if is_groups_file(source):
-        name = source_name(source)
         pools: dict[str, dict[str, None]] = {}
-        for lineno, obj in iter_jsonl(source):
-            qid = require(obj, "query_id", name, lineno)
-            docs = require(obj, "doc_ids", name, lineno, list)
-            pools.setdefault(qid, {}).update(dict.fromkeys(str(d) for d in docs))
+        for _, group in iter_groups(source):
+            pools.setdefault(group.query_id, {}).update(dict.fromkeys(group.doc_ids))
         for qid, docs in pools.items():
             yield qid, sorted(docs)
         return

@@ -84,3 +84,29 @@ def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
     with open_output(tmp_path / "new.trec.gz") as out:
         out.write("x\n")
     assert gzip.decompress((tmp_path / "new.trec.gz").read_bytes()) == b"x\n"
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"query_id": "q", "doc_ids": ["a"]}', "at least 2 document ids"),
+    ('{"query_id": "q", "doc_ids": ["a", "b"], "labels": [0, 1]}', "first document must be the positive"),
+    ('{"query_id": "q", "doc_ids": ["a", "b"], "scores": [1.0]}', "null or 2 numbers"),
+    ('{"doc_ids": ["a", "b"]}', "missing field 'query_id'"),
+])
+def test_group_reader_locates_bad_groups(tmp_path: Path, line: str, message: str) -> None:
+    from rdistill.io import iter_groups
+
+    path = tmp_path / "g.jsonl"
+    path.write_text('{"query_id": 7, "doc_ids": ["a", 2], "scores": [1, 0.5]}\n' + line + "\n")
+    with pytest.raises(InputError, match=message) as err:
+        list(iter_groups(path))
+    assert f"{path}:2:" in str(err.value)
+
+
+def test_group_reader_fills_labels_and_keeps_ids_as_strings(tmp_path: Path) -> None:
+    from rdistill.io import iter_groups
+
+    path = tmp_path / "g.jsonl"
+    path.write_text('{"query_id": 7, "doc_ids": ["a", 2], "scores": null}\n')
+    [(lineno, group)] = list(iter_groups(path))
+    assert (lineno, group.query_id, group.doc_ids, group.labels, group.scores, group.meta) == (
+        1, "7", ["a", "2"], [1, 0], None, {})

@@ -27,22 +27,18 @@ def _first_char(source: str) -> str:
 
 def _items(source: str, groups: bool) -> Iterator[tuple[str, list[float]]]:
     """(query id, scores) per query of a run, or per line of a groups file (a group is its own candidate set)."""
-    from rdistill.io import iter_jsonl, iter_run_queries, require, source_name
+    from rdistill.io import iter_groups, iter_run_queries, source_name
 
     if not groups:
         for qid, docs in iter_run_queries(source):
             yield qid, list(docs.values())
         return
     name = source_name(source)
-    for lineno, obj in iter_jsonl(source):
-        qid = require(obj, "query_id", name, lineno)
-        scores = obj.get("scores")
-        if not isinstance(scores, list) or not scores:
+    for lineno, group in iter_groups(source):
+        if group.scores is None:
             raise InputError(name, lineno, "group has no teacher scores (field 'scores'): sample with --scores, "
                              "or pass a scored run instead")
-        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in scores):
-            raise InputError(name, lineno, "field 'scores' should hold numbers")
-        yield qid, [float(x) for x in scores]
+        yield group.query_id, group.scores
 
 
 def command(

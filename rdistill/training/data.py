@@ -16,11 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from rdistill.errors import InputError
-from rdistill.io import dumps, iter_jsonl, require, source_name
+from rdistill.io import dumps, iter_groups, source_name
 from rdistill.meta import file_sha256
-from rdistill.schema import check_finite
-
-GROUPS_FORMAT = 'a group {"query_id", "doc_ids": [positive, negatives...], "labels", "scores": [...] | null}'
 
 
 @dataclass(frozen=True)
@@ -52,37 +49,17 @@ def read_groups(source: str | Path, group_size: int | None = None, seed: int = 4
     name = source_name(source)
     digest = hashlib.sha256()
     groups: list[TrainGroup] = []
-    for lineno, obj in iter_jsonl(source):
-        qid = require(obj, "query_id", name, lineno)
-        doc_ids = require(obj, "doc_ids", name, lineno, list)
-        if len(doc_ids) < 2 or not all(isinstance(d, str | int) and not isinstance(d, bool) for d in doc_ids):
-            raise InputError(name, lineno, "field 'doc_ids' should list at least 2 document ids (positive first)")
-        doc_ids = [str(d) for d in doc_ids]
-        labels = obj.get("labels")
-        if labels is not None and (not isinstance(labels, list) or len(labels) != len(doc_ids)):
-            raise InputError(name, lineno, f"field 'labels' should be a list of {len(doc_ids)} labels, one per doc id")
-        if labels and isinstance(labels[0], int | float) and labels[0] <= 0:
-            raise InputError(name, lineno, f"the first document must be the positive, but its label is {labels[0]}")
-        scores = obj.get("scores")
-        if scores is None:
-            if need_scores:
-                raise InputError(name, lineno, f'query {qid!r} has no teacher scores ("scores": null) and --loss '
-                                 f"{loss} needs them; give groups scored by a teacher or use --loss lce")
-        else:
-            if (not isinstance(scores, list) or len(scores) != len(doc_ids)
-                    or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in scores)):
-                raise InputError(name, lineno, f"field 'scores' should be null or {len(doc_ids)} numbers, one per doc")
-            try:
-                scores = [check_finite(float(x), "teacher score") for x in scores]
-            except ValueError as exc:
-                raise InputError(name, lineno, str(exc)) from None
+    for lineno, group in iter_groups(source):
+        scores = group.scores
+        if scores is None and need_scores:
+            raise InputError(name, lineno, f'query {group.query_id!r} has no teacher scores ("scores": null) and '
+                             f"--loss {loss} needs them; give groups scored by a teacher or use --loss lce")
+        doc_ids = group.doc_ids
         if group_size is not None and len(doc_ids) > group_size:
             doc_ids, scores = _subsample(doc_ids, scores, group_size, seed, lineno)
-        groups.append(TrainGroup(qid, tuple(doc_ids), None if scores is None else tuple(scores), lineno))
+        groups.append(TrainGroup(group.query_id, tuple(doc_ids), None if scores is None else tuple(scores), lineno))
         if str(source) == "-":
-            digest.update(dumps(obj).encode("utf-8") + b"\n")
-    if not groups:
-        raise InputError(name, None, f"empty input: expected {GROUPS_FORMAT}, one a line")
+            digest.update(dumps(group.to_json()).encode("utf-8") + b"\n")
     sha = digest.hexdigest() if str(source) == "-" else file_sha256(source)
     return groups, sha
 
