@@ -37,9 +37,10 @@ GROUP_SIZE ?= 8
 SEEDS ?= 42
 DEPTH ?= 200
 WINDOW ?= 1:100
-# Sizes. The grid keeps the paper's re-ranking depth (100) and lengths (200 document tokens) with a 2-layer student;
-# the demo shrinks them (1 layer, 128 tokens, BM25's top 20) so that it ends within 20 minutes on 2 CPU cores.
-ifneq ($(GRID)$(filter grid,$(MAKECMDGOALS)),)
+# Sizes. By default the demo and the grid shrink the paper's set-up so that they run on 2 CPU cores (a 1-layer student,
+# 128 document tokens, 150 steps, re-ranking BM25's top 20: about 4 minutes a student). SCALE=paper keeps the paper's
+# re-ranking depth (100) and lengths (200 document tokens) with a 2-layer student and 1000 steps (a GPU job).
+ifeq ($(SCALE),paper)
 INIT_LAYERS ?= 2
 MAX_DOC_LENGTH ?= 200
 RERANK_DEPTH ?= 100
@@ -57,6 +58,9 @@ LR ?= 2e-4
 # Entropy temperature: all-MiniLM-L6-v2's scores are cosines in [-1, 1], whose softmax at T = 1 is nearly flat;
 # sentence-transformers scales them by 20 in training, i.e. T = 0.05. Use 1 for a cross-encoder's log-probabilities.
 ENTROPY_T ?= 0.05
+# The same scale for the losses: the teacher's cosines times 20 (= 1 / ENTROPY_T) give MarginMSE margins and KL
+# targets of a useful size. Use 1 for a cross-encoder teacher.
+TEACHER_SCALE ?= 20
 # The demo: two sampling sources, one loss. The grid: the paper's sources x losses, plus entropy cuts.
 DEMO_STUDENTS ?= bm25.marginmse teacher.marginmse
 GRID_SAMPLINGS ?= random bm25 teacher ensemble ensemble-nofilter
@@ -139,8 +143,8 @@ $(CUT_GROUPS): $(OUT)/groups/$(CUT_SAMPLING)~%.jsonl: $(OUT)/groups/$(CUT_SAMPLI
 # A student: students/SOURCE.LOSS.sSEED, trained on groups/SOURCE.jsonl.
 $(OUT)/students/%/config.json: $(OUT)/groups/$$(word 1,$$(subst ., ,$$*)).jsonl
 	$(RD) train --student cross --model $(STUDENT) --init-layers $(INIT_LAYERS) --loss $(word 2,$(subst ., ,$*)) \
-	  --group-size $(GROUP_SIZE) --batch-size $(BATCH) --grad-accum $(GRAD_ACCUM) --lr $(LR) --max-steps $(STEPS) \
-	  --max-doc-length $(MAX_DOC_LENGTH) \
+	  --teacher-scale $(TEACHER_SCALE) --group-size $(GROUP_SIZE) --batch-size $(BATCH) --grad-accum $(GRAD_ACCUM) \
+	  --lr $(LR) --max-steps $(STEPS) --max-doc-length $(MAX_DOC_LENGTH) \
 	  --seed $(patsubst s%,%,$(word 3,$(subst ., ,$*))) --queries $(D) --corpus $(D) --out $(@D) < $<
 
 # A student's re-ranking of BM25's top RERANK_DEPTH on a test collection: runs/COLLECTION/STUDENT.trec.
@@ -193,7 +197,7 @@ demo: $(OUT)/report.md  ## The main job: two students on scifact, evaluated in a
 
 grid: OUT = out/grid
 grid:  ## The paper's study at this scale: sampling x loss, plus entropy cuts; SEEDS="1 2 3" for several seeds.
-	$(MAKE) GRID=1 OUT=$(OUT) $(GRID_RUNS) $(OUT)/entropy.test.jsonl
+	$(MAKE) OUT=$(OUT) $(GRID_RUNS) $(OUT)/entropy.test.jsonl
 	$(RD) report --runs $(OUT)/runs --baselines $(OUT)/baselines $(qrels_args) \
 	  --entropy $(OUT)/entropy.test.jsonl --plot $(OUT)/entropy_vs_ndcg.png -o $(OUT)/report.md
 	@echo "grid outputs: $(OUT)/report.md" >&2

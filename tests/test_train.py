@@ -179,6 +179,30 @@ def test_same_seed_same_weights(cli, tmp_path: Path, tiny_cross: Path, cran_grou
     assert max_diff(tmp_path / "a", tmp_path / "c") > 0.0
 
 
+def test_teacher_scale_is_scaling_the_groups_scores(cli, tmp_path: Path, tiny_cross: Path,
+                                                    cran_groups: Path) -> None:
+    """--teacher-scale 4 on the groups trains exactly what --teacher-scale 1 trains on the groups with every
+    teacher score times 4 (a power of two, so exact in floats too), and differently from the unscaled scores
+    (MarginMSE is not scale-free)."""
+    times4 = tmp_path / "times4.jsonl"
+    with open(cran_groups) as fh, open(times4, "w") as out:
+        for line in fh:
+            group = json.loads(line)
+            group["scores"] = [4 * x for x in group["scores"]]
+            out.write(json.dumps(group) + "\n")
+    common = ("--loss", "marginmse", "--max-steps", "2", "--lr", "1e-3")
+    runs = [cli(*cran_args(tiny_cross, tmp_path / "scaled", *common, "--teacher-scale", "4"), cran_groups),
+            cli(*cran_args(tiny_cross, tmp_path / "pre", *common), times4),
+            cli(*cran_args(tiny_cross, tmp_path / "plain", *common), cran_groups)]
+    assert all(r.exit_code == 0 for r in runs), runs
+    assert max_diff(tmp_path / "scaled", tmp_path / "pre") == 0.0
+    assert max_diff(tmp_path / "scaled", tmp_path / "plain") > 0.0
+    recorded = json.loads((tmp_path / "scaled" / "rdistill_train.json").read_text())
+    assert recorded["arguments"]["teacher_scale"] == 4.0
+    bad = cli(*cran_args(tiny_cross, tmp_path / "bad", *common, "--teacher-scale", "0"), cran_groups)
+    assert bad.exit_code != 0 and "--teacher-scale" in bad.stderr
+
+
 def test_resume_continues_exactly(cli, tmp_path: Path, tiny_cross: Path, cran_groups: Path) -> None:
     # dropout on, lr high enough to move: the RNG state, optimizer, schedule and data position must all come back
     args = ("--loss", "lce", "--max-steps", "4", "--lr", "1e-3", "--grad-accum", "2")

@@ -23,6 +23,10 @@ def command(
     loss: Annotated[str, typer.Option("--loss", help="lce (labels only), marginmse, ranknet or kl (these three "
                                       "need the groups' teacher scores).")] = "lce",
     temperature: Annotated[float, typer.Option("--temperature", help="Softmax temperature of --loss kl.")] = 1.0,
+    teacher_scale: Annotated[float, typer.Option("--teacher-scale", help="Multiply the teacher's scores by this "
+                                                 "before the loss: 20 for a cosine (bi-encoder) teacher such as "
+                                                 "all-MiniLM-L6-v2, whose margins are otherwise tiny; 1 for a "
+                                                 "cross-encoder's logits.")] = 1.0,
     init_layers: Annotated[int | None, typer.Option("--init-layers", min=1, help="Keep only the first N "
                                                     "layers of the initial encoder (a smaller student).")] = None,
     group_size: Annotated[int | None, typer.Option("--group-size", min=2, help="Documents per query: the "
@@ -81,7 +85,8 @@ def command(
 
     train(TrainConfig(
         model=model, queries=queries, corpus=corpus, out=out, groups=groups, student=student, loss=loss,
-        temperature=temperature, group_size=group_size, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+        temperature=temperature, teacher_scale=teacher_scale, group_size=group_size, batch_size=batch_size,
+        grad_accum=grad_accum, lr=lr,
         weight_decay=weight_decay, warmup=warmup, max_grad_norm=max_grad_norm, max_steps=max_steps, epochs=epochs,
         max_query_length=max_query_length, max_doc_length=max_doc_length, init_layers=init_layers,
         pooling=pooling, in_batch_negatives=in_batch_negatives, seed=seed, checkpoint_every=checkpoint_every,

@@ -49,6 +49,10 @@ class TrainConfig:
     student: str = "cross"
     loss: str = "lce"
     temperature: float = 1.0
+    # Multiplies the groups' teacher scores before any loss sees them. A bi-encoder teacher's cosines lie in
+    # [-1, 1]: their margins are tiny and their softmax nearly flat, so MarginMSE and KL would distil almost
+    # nothing from them; sentence-transformers trains such models with the cosines times 20, which is this knob.
+    teacher_scale: float = 1.0
     group_size: int | None = None
     batch_size: int = 8
     grad_accum: int = 2
@@ -181,6 +185,8 @@ def _check(config: TrainConfig) -> None:
         raise UsageError(f"--amp {config.amp!r}: expected none, bf16 or fp16")
     if config.temperature <= 0:
         raise UsageError("--temperature must be positive")
+    if not (config.teacher_scale > 0 and math.isfinite(config.teacher_scale)):
+        raise UsageError("--teacher-scale must be a positive finite number")
     if config.group_size is not None and config.group_size < 2:
         raise UsageError("--group-size must be at least 2 (a positive and a negative)")
 
@@ -298,6 +304,7 @@ def train(config: TrainConfig) -> TrainResult:
                 t = torch.zeros_like(s)
                 for b, g in enumerate(mine):
                     t[b, :len(g.doc_ids)] = torch.tensor(g.scores, dtype=torch.float32)
+                t = t * config.teacher_scale
             per_query = loss_fn(s.float(), t, mask, config.temperature)
             loss = per_query.sum() / n_step
             scaler.scale(loss).backward()
