@@ -72,30 +72,46 @@ CUT_LOSSES ?= marginmse lce
 RD := $(BIN)/rdistill
 D := $(DATA)/$(DATASET)
 
-.PHONY: demo grid report-demo report-grid clean-demo
+.PHONY: demo grid report-demo report-grid clean-demo FORCE
 .SECONDARY:
 .DELETE_ON_ERROR:
 
-$(OUT)/bm25.train.trec:
+# Settings are inputs too. Each stage's outputs depend on a small file under $(OUT)/.settings/ holding the settings
+# that stage uses; it is rewritten only when they change, so `make demo STEPS=500` retrains the students and keeps
+# the retrieval and the teacher's scores, while `make demo` twice redoes nothing.
+S := $(OUT)/.settings
+write_settings = @mkdir -p $(@D); printf '%s\n' $(1) | cmp -s - $@ || printf '%s\n' $(1) > $@
+$(S)/retrieve: FORCE
+	$(call write_settings,'DATASET=$(DATASET)' 'DEPTH=$(DEPTH)')
+$(S)/rerank: FORCE
+	$(call write_settings,'RERANK_DEPTH=$(RERANK_DEPTH)')
+$(S)/teacher: FORCE
+	$(call write_settings,'TEACHER=$(TEACHER)')
+$(S)/entropy: FORCE
+	$(call write_settings,'ENTROPY_T=$(ENTROPY_T)')
+$(S)/sample: FORCE
+	$(call write_settings,'GROUP_SIZE=$(GROUP_SIZE)' 'WINDOW=$(WINDOW)')
+
+$(OUT)/bm25.train.trec: $(S)/retrieve
 	@mkdir -p $(@D)
 	$(RD) retrieve --corpus $(D) --queries $(D) --split train --k $(DEPTH) --index $(OUT)/index/bm25 > $@.tmp && mv $@.tmp $@
 
-$(OUT)/bm25.test.$(DATASET).trec:
+$(OUT)/bm25.test.$(DATASET).trec: $(S)/rerank
 	@mkdir -p $(@D)
 	$(RD) retrieve --corpus $(D) --queries $(D) --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25 > $@.tmp && mv $@.tmp $@
 
-$(OUT)/bm25.test.%.trec:
+$(OUT)/bm25.test.%.trec: $(S)/rerank
 	@mkdir -p $(@D)
 	$(RD) retrieve --corpus $(DATA)/$* --queries $(DATA)/$* --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25-$* > $@.tmp && mv $@.tmp $@
 
-$(OUT)/dense.train.trec:
+$(OUT)/dense.train.trec: $(S)/retrieve $(S)/teacher
 	$(RD) retrieve --dense --model $(TEACHER) --corpus $(D) --queries $(D) --split train --k $(DEPTH) --index $(OUT)/index/dense > $@.tmp && mv $@.tmp $@
 
 # The teacher scores {positives} U BM25@DEPTH, as the paper does, so every group can carry its positive's score.
-$(OUT)/teacher.train.trec: $(OUT)/bm25.train.trec
+$(OUT)/teacher.train.trec: $(OUT)/bm25.train.trec $(S)/teacher
 	$(RD) score-teacher --model $(TEACHER) --queries $(D) --corpus $(D) --qrels $(D) --split train -o $@ < $<
 
-$(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec
+$(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec $(S)/entropy
 	$(RD) entropy --temperature $(ENTROPY_T) --k $(RERANK_DEPTH) --plot $(OUT)/entropy.train.png < $< > $@.tmp && mv $@.tmp $@
 
 # Random negatives and ensemble candidates (dense hits, padding) are mostly outside {positives} U BM25@DEPTH, so
@@ -103,26 +119,27 @@ $(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec
 SAMPLE_ARGS = --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42
 ENSEMBLE_RUNS = $(OUT)/bm25.train.trec $(OUT)/dense.train.trec
 
-$(OUT)/candidates/random.trec:
+$(OUT)/candidates/random.trec: $(S)/retrieve $(S)/sample
 	@mkdir -p $(@D)
 	$(RD) sample --strategy random --corpus $(D) $(SAMPLE_ARGS) --emit-candidates --no-scores > $@.tmp && mv $@.tmp $@
 
-$(OUT)/candidates/ensemble.trec: $(ENSEMBLE_RUNS)
+$(OUT)/candidates/ensemble.trec: $(ENSEMBLE_RUNS) $(S)/sample
 	@mkdir -p $(@D)
-	$(RD) sample --strategy ensemble --corpus $(D) $(SAMPLE_ARGS) --emit-candidates --no-scores $^ > $@.tmp && mv $@.tmp $@
+	$(RD) sample --strategy ensemble --corpus $(D) $(SAMPLE_ARGS) --emit-candidates --no-scores $(ENSEMBLE_RUNS) \
+	  > $@.tmp && mv $@.tmp $@
 
-$(OUT)/candidates/%.teacher.trec: $(OUT)/candidates/%.trec
+$(OUT)/candidates/%.teacher.trec: $(OUT)/candidates/%.trec $(S)/teacher
 	$(RD) score-teacher --model $(TEACHER) --queries $(D) --corpus $(D) -o $@ < $<
 
 $(OUT)/groups/random.jsonl: $(OUT)/candidates/random.teacher.trec
 	@mkdir -p $(@D)
 	$(RD) sample --strategy random --corpus $(D) --scores $< $(SAMPLE_ARGS) > $@.tmp && mv $@.tmp $@
 
-$(OUT)/groups/bm25.jsonl: $(OUT)/bm25.train.trec $(OUT)/teacher.train.trec
+$(OUT)/groups/bm25.jsonl: $(OUT)/bm25.train.trec $(OUT)/teacher.train.trec $(S)/sample
 	@mkdir -p $(@D)
 	$(RD) sample --strategy window --window $(WINDOW) --scores $(OUT)/teacher.train.trec $(SAMPLE_ARGS) < $< > $@.tmp && mv $@.tmp $@
 
-$(OUT)/groups/teacher.jsonl: $(OUT)/teacher.train.trec
+$(OUT)/groups/teacher.jsonl: $(OUT)/teacher.train.trec $(S)/sample
 	@mkdir -p $(@D)
 	$(RD) sample --strategy teacher --window $(WINDOW) $(SAMPLE_ARGS) < $< > $@.tmp && mv $@.tmp $@
 
@@ -136,16 +153,19 @@ $(OUT)/groups/ensemble-nofilter.jsonl: $(OUT)/candidates/ensemble.teacher.trec $
 
 # Entropy cuts of one sampling source's groups: groups/SOURCE~CUT.jsonl keeps the queries the cut names.
 CUT_GROUPS = $(foreach c,$(CUTS),$(OUT)/groups/$(CUT_SAMPLING)~$(c).jsonl)
-$(CUT_GROUPS): $(OUT)/groups/$(CUT_SAMPLING)~%.jsonl: $(OUT)/groups/$(CUT_SAMPLING).jsonl
+$(CUT_GROUPS): $(OUT)/groups/$(CUT_SAMPLING)~%.jsonl: $(OUT)/groups/$(CUT_SAMPLING).jsonl $(S)/entropy
 	$(RD) entropy --temperature $(ENTROPY_T) --keep $* < $< > $@.tmp && mv $@.tmp $@
 
+# A student: students/SOURCE.LOSS.sSEED, trained on groups/SOURCE.jsonl with these arguments.
+train_args = --student cross --model $(STUDENT) --init-layers $(INIT_LAYERS) --loss $(word 2,$(subst ., ,$(1))) \
+  --teacher-scale $(TEACHER_SCALE) --group-size $(GROUP_SIZE) --batch-size $(BATCH) --grad-accum $(GRAD_ACCUM) \
+  --lr $(LR) --max-steps $(STEPS) --max-doc-length $(MAX_DOC_LENGTH) --seed $(patsubst s%,%,$(word 3,$(subst ., ,$(1))))
+$(S)/students/%: FORCE
+	$(call write_settings,'$(call train_args,$*)')
+
 .SECONDEXPANSION:
-# A student: students/SOURCE.LOSS.sSEED, trained on groups/SOURCE.jsonl.
-$(OUT)/students/%/config.json: $(OUT)/groups/$$(word 1,$$(subst ., ,$$*)).jsonl
-	$(RD) train --student cross --model $(STUDENT) --init-layers $(INIT_LAYERS) --loss $(word 2,$(subst ., ,$*)) \
-	  --teacher-scale $(TEACHER_SCALE) --group-size $(GROUP_SIZE) --batch-size $(BATCH) --grad-accum $(GRAD_ACCUM) \
-	  --lr $(LR) --max-steps $(STEPS) --max-doc-length $(MAX_DOC_LENGTH) \
-	  --seed $(patsubst s%,%,$(word 3,$(subst ., ,$*))) --queries $(D) --corpus $(D) --out $(@D) < $<
+$(OUT)/students/%/config.json: $(OUT)/groups/$$(word 1,$$(subst ., ,$$*)).jsonl $(S)/students/%
+	$(RD) train $(call train_args,$*) --queries $(D) --corpus $(D) --out $(@D) < $<
 
 # A student's re-ranking of BM25's top RERANK_DEPTH on a test collection: runs/COLLECTION/STUDENT.trec.
 $(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \
@@ -158,15 +178,17 @@ $(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \
 $(OUT)/baselines/%/bm25.trec: $(OUT)/bm25.test.%.trec
 	@mkdir -p $(@D)
 	cp $< $@
-$(OUT)/baselines/%/teacher.trec: $(OUT)/bm25.test.%.trec
+$(OUT)/baselines/%/teacher.trec: $(OUT)/bm25.test.%.trec $(S)/teacher
 	@mkdir -p $(@D)
 	$(RD) score-teacher --model $(TEACHER) --queries $(DATA)/$* --corpus $(DATA)/$* < $< > $@.tmp && mv $@.tmp $@
 
 # The student before training (its initial checkpoint, layers cut, fresh head): what training has to beat.
-$(OUT)/students/init/config.json: $(OUT)/groups/bm25.jsonl
-	$(RD) train --student cross --model $(STUDENT) --init-layers $(INIT_LAYERS) --loss lce --lr 0 --max-steps 1 \
-	  --group-size $(GROUP_SIZE) --batch-size 1 --seed 42 --max-doc-length $(MAX_DOC_LENGTH) --queries $(D) \
-	  --corpus $(D) --out $(@D) < $<
+init_args = --student cross --model $(STUDENT) --init-layers $(INIT_LAYERS) --loss lce --lr 0 --max-steps 1 \
+  --group-size $(GROUP_SIZE) --batch-size 1 --seed 42 --max-doc-length $(MAX_DOC_LENGTH)
+$(S)/init: FORCE
+	$(call write_settings,'$(init_args)')
+$(OUT)/students/init/config.json: $(OUT)/groups/bm25.jsonl $(S)/init
+	$(RD) train $(init_args) --queries $(D) --corpus $(D) --out $(@D) < $<
 $(OUT)/baselines/%/student-init.trec: $(OUT)/students/init/config.json $(OUT)/bm25.test.%.trec
 	@mkdir -p $(@D)
 	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --queries $(DATA)/$* --corpus $(DATA)/$* \
@@ -184,7 +206,7 @@ GRID_STUDENTS = $(foreach s,$(GRID_SAMPLINGS),$(foreach l,$(GRID_LOSSES),$(s).$(
 GRID_RUNS = $(call runs_for,$(GRID_STUDENTS))
 
 # Per-query entropy of the teacher's ranking of each in-domain test query, for the report's plot.
-$(OUT)/entropy.test.jsonl: $(OUT)/baselines/$(DATASET)/teacher.trec
+$(OUT)/entropy.test.jsonl: $(OUT)/baselines/$(DATASET)/teacher.trec $(S)/entropy
 	$(RD) entropy --temperature $(ENTROPY_T) < $< > $@.tmp && mv $@.tmp $@
 
 $(OUT)/report.md: $(DEMO_RUNS) $(OUT)/entropy.test.jsonl

@@ -64,3 +64,10 @@ def test_make_demo_runs_the_whole_chain(tmp_path: Path, tiny_cross: Path, tiny_b
     # A second `make demo` finds everything up to date and redoes nothing.
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "rdistill train" not in again.stdout
+    # Settings are inputs: more steps retrain the students (and re-rank with them) but keep retrieval, the teacher's
+    # scores and the groups.
+    more = subprocess.run([*cmd, "STEPS=4"], capture_output=True, text=True, timeout=300)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert more.stdout.count("rdistill train") == 2 and "--max-steps 4" in more.stdout
+    for stage in ("rdistill retrieve", "rdistill sample", "--split train"):
+        assert stage not in more.stdout
