@@ -37,24 +37,31 @@ GROUP_SIZE ?= 8
 SEEDS ?= 42
 DEPTH ?= 200
 WINDOW ?= 1:100
-# Sizes. By default the demo and the grid shrink the paper's set-up so that they run on 2 CPU cores (a 1-layer student,
-# 128 document tokens, 150 steps, re-ranking BM25's top 20: about 4 minutes a student). SCALE=paper keeps the paper's
-# re-ranking depth (100) and lengths (200 document tokens) with a 2-layer student and 1000 steps (a GPU job).
+# The student and its sizes. On 2 CPU cores (the default) the student is a bi-encoder: all-MiniLM-L6-v2 cut to 2
+# layers, mean pooling, dot product, 128 document tokens, 150 steps of 4 queries, re-ranking BM25's top 20 (about 5
+# minutes a student). A cross-encoder student started from this bi-encoder checkpoint (a fresh head on a CLS token
+# it was never trained to use) stays at chance for the few hundred steps a CPU affords: its LCE loss on BM25
+# negatives is still ln 8 after 120 steps with 1 to 3 layers (see README). SCALE=paper is the paper's set-up, a GPU
+# job: a cross-encoder student (all 6 layers), 200 document tokens, re-ranking BM25's top 100, 3000 steps, lr 2e-5.
 ifeq ($(SCALE),paper)
-INIT_LAYERS ?= 2
+STUDENT_KIND ?= cross
+INIT_LAYERS ?= 6
 MAX_DOC_LENGTH ?= 200
 RERANK_DEPTH ?= 100
-STEPS ?= 1000
+STEPS ?= 3000
+LR ?= 2e-5
 else
-INIT_LAYERS ?= 1
+STUDENT_KIND ?= bi
+INIT_LAYERS ?= 2
 MAX_DOC_LENGTH ?= 128
 RERANK_DEPTH ?= 20
 STEPS ?= 150
+LR ?= 1e-4
 endif
+# Bi-encoder students pool as all-MiniLM-L6-v2 was trained to (the paper's bi-encoders use cls).
+POOLING ?= mean
 BATCH ?= 4
 GRAD_ACCUM ?= 1
-# A fresh classification head on an encoder learns slowly at the paper's 1e-5 over few steps; 2e-4 moves it.
-LR ?= 2e-4
 # Entropy temperature: all-MiniLM-L6-v2's scores are cosines in [-1, 1], whose softmax at T = 1 is nearly flat;
 # sentence-transformers scales them by 20 in training, i.e. T = 0.05. Use 1 for a cross-encoder's log-probabilities.
 ENTROPY_T ?= 0.05
@@ -157,7 +164,9 @@ $(CUT_GROUPS): $(OUT)/groups/$(CUT_SAMPLING)~%.jsonl: $(OUT)/groups/$(CUT_SAMPLI
 	$(RD) entropy --temperature $(ENTROPY_T) --keep $* < $< > $@.tmp && mv $@.tmp $@
 
 # A student: students/SOURCE.LOSS.sSEED, trained on groups/SOURCE.jsonl with these arguments.
-train_args = --student cross --model $(STUDENT) --init-layers $(INIT_LAYERS) --loss $(word 2,$(subst ., ,$(1))) \
+student_args = --student $(STUDENT_KIND) $(if $(filter bi,$(STUDENT_KIND)),--pooling $(POOLING)) --model $(STUDENT) \
+  --init-layers $(INIT_LAYERS)
+train_args = $(student_args) --loss $(word 2,$(subst ., ,$(1))) \
   --teacher-scale $(TEACHER_SCALE) --group-size $(GROUP_SIZE) --batch-size $(BATCH) --grad-accum $(GRAD_ACCUM) \
   --lr $(LR) --max-steps $(STEPS) --max-doc-length $(MAX_DOC_LENGTH) --seed $(patsubst s%,%,$(word 3,$(subst ., ,$(1))))
 $(S)/students/%: FORCE
@@ -171,8 +180,9 @@ $(OUT)/students/%/config.json: $(OUT)/groups/$$(word 1,$$(subst ., ,$$*)).jsonl 
 $(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \
                     $(OUT)/bm25.test.$$(firstword $$(subst /, ,$$*)).trec
 	@mkdir -p $(@D)
-	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --queries $(DATA)/$(firstword $(subst /, ,$*)) \
-	  --corpus $(DATA)/$(firstword $(subst /, ,$*)) < $(word 2,$^) > $@.tmp && mv $@.tmp $@
+	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --doc-embeddings run \
+	  --queries $(DATA)/$(firstword $(subst /, ,$*)) --corpus $(DATA)/$(firstword $(subst /, ,$*)) \
+	  < $(word 2,$^) > $@.tmp && mv $@.tmp $@
 
 # Baselines on every test collection: BM25 itself and the teacher re-ranking it.
 $(OUT)/baselines/%/bm25.trec: $(OUT)/bm25.test.%.trec
@@ -182,8 +192,9 @@ $(OUT)/baselines/%/teacher.trec: $(OUT)/bm25.test.%.trec $(S)/teacher
 	@mkdir -p $(@D)
 	$(RD) score-teacher --model $(TEACHER) --queries $(DATA)/$* --corpus $(DATA)/$* < $< > $@.tmp && mv $@.tmp $@
 
-# The student before training (its initial checkpoint, layers cut, fresh head): what training has to beat.
-init_args = --student cross --model $(STUDENT) --init-layers $(INIT_LAYERS) --loss lce --lr 0 --max-steps 1 \
+# The student before training (its initial checkpoint, layers cut; a cross-encoder's fresh head): what training
+# has to beat.
+init_args = $(student_args) --loss lce --lr 0 --max-steps 1 \
   --group-size $(GROUP_SIZE) --batch-size 1 --seed 42 --max-doc-length $(MAX_DOC_LENGTH)
 $(S)/init: FORCE
 	$(call write_settings,'$(init_args)')
@@ -191,13 +202,15 @@ $(OUT)/students/init/config.json: $(OUT)/groups/bm25.jsonl $(S)/init
 	$(RD) train $(init_args) --queries $(D) --corpus $(D) --out $(@D) < $<
 $(OUT)/baselines/%/student-init.trec: $(OUT)/students/init/config.json $(OUT)/bm25.test.%.trec
 	@mkdir -p $(@D)
-	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --queries $(DATA)/$* --corpus $(DATA)/$* \
-	  < $(word 2,$^) > $@.tmp && mv $@.tmp $@
+	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --doc-embeddings run \
+	  --queries $(DATA)/$* --corpus $(DATA)/$* < $(word 2,$^) > $@.tmp && mv $@.tmp $@
 
 COLLECTIONS = $(DATASET) $(OOD)
 student_names = $(foreach s,$(1),$(foreach seed,$(SEEDS),$(s).s$(seed)))
-runs_for = $(foreach c,$(COLLECTIONS),$(foreach n,$(call student_names,$(1)),$(OUT)/runs/$(c)/$(n).trec) \
-  $(OUT)/baselines/$(c)/bm25.trec $(OUT)/baselines/$(c)/teacher.trec $(OUT)/baselines/$(c)/student-init.trec)
+# Baselines first, then student by student (all of a student's collections before the next student), so that an
+# interrupted grid leaves whole rows.
+runs_for = $(foreach c,$(COLLECTIONS),$(foreach b,bm25 teacher student-init,$(OUT)/baselines/$(c)/$(b).trec)) \
+  $(foreach n,$(call student_names,$(1)),$(foreach c,$(COLLECTIONS),$(OUT)/runs/$(c)/$(n).trec))
 qrels_args = $(foreach c,$(COLLECTIONS),--qrels $(c)=$(DATA)/$(c):test)
 
 DEMO_RUNS = $(call runs_for,$(DEMO_STUDENTS))

@@ -8,8 +8,11 @@ canonical output is written atomically from the journal at the end. Chunk bounda
 the settings, never on where a job was interrupted, so every pair is scored in the same batch as in an
 uninterrupted run and the resumed output is byte-identical to it (padding can change a float's last bits).
 
-A bi-encoder teacher's document embeddings are computed once for the whole corpus, in corpus order, into a dense
-index folder (the same format ``rdistill retrieve --dense`` writes, so its ``--index DIR/dense`` can be reused).
+A bi-encoder teacher's document embeddings are by default computed once for the whole corpus, in corpus order, into
+a dense index folder (the same format ``rdistill retrieve --dense`` writes, so its ``--index DIR/dense`` can be
+reused). With ``doc_embeddings="run"`` only the run's documents are embedded, chunk by chunk and never cached: the
+right choice for a model scored once on a small re-ranking (a freshly trained student on BM25's top 20 of a large
+corpus). A chunk embeds its own documents whatever was embedded before, so resumed output stays byte-identical.
 """
 
 from __future__ import annotations
@@ -46,9 +49,12 @@ class TeacherSettings:
     dtype: str = "fp32"
     chunk_pairs: int = 4096
     embeddings_cache: str | None = None
+    doc_embeddings: str = "corpus"  # bi only: "corpus" (cached index of every document) or "run" (per chunk)
 
 
 class CrossTeacher:
+    needs_texts = True
+
     def __init__(self, s: TeacherSettings) -> None:
         from rdistill.models import CrossEncoder
 
@@ -73,7 +79,8 @@ class CrossTeacher:
 
 
 class BiTeacher:
-    """Query embeddings per chunk; document embeddings looked up in a dense index built once for the corpus."""
+    """Query embeddings per chunk; document embeddings looked up in a dense index built once for the corpus, or
+    (doc_embeddings="run") computed per chunk for the chunk's documents only."""
 
     def __init__(self, s: TeacherSettings, corpus: str) -> None:
         from rdistill.docstore import cache_root
@@ -89,6 +96,12 @@ class BiTeacher:
             raise UsageError(f"--similarity {s.similarity!r}: expected dot or cos")
         self.similarity = s.similarity
         self.batch_size = s.batch_size
+        if s.doc_embeddings not in ("corpus", "run"):
+            raise UsageError(f"--doc-embeddings {s.doc_embeddings!r}: expected corpus or run")
+        self.needs_texts = s.doc_embeddings == "run"
+        self.index: Any = None
+        if self.needs_texts:
+            return
         key = build_key(corpus, self.encoder, False)
         folder = (Path(s.embeddings_cache) if s.embeddings_cache else
                   cache_root() / "teacher-embeddings" / hashlib.sha1(dumps(key).encode()).hexdigest()[:16])
@@ -98,13 +111,23 @@ class BiTeacher:
     def settings(self) -> dict[str, Any]:
         return {"kind": "bi", "similarity": self.similarity, **self.encoder.settings()}
 
+    def _embed_unique(self, keys: list[str], texts: list[str]) -> np.ndarray:
+        """Embeddings of texts[i] for each i, each distinct key encoded once."""
+        where: dict[str, int] = {}
+        unique: list[str] = []
+        for key, text in zip(keys, texts, strict=True):
+            if key not in where:
+                where[key] = len(unique)
+                unique.append(text)
+        emb = self.encoder.encode(unique, batch_size=self.batch_size)
+        return emb[[where[k] for k in keys]].astype(np.float64)
+
     def score(self, queries: list[str], doc_ids: list[str], texts: list[str]) -> np.ndarray:
-        del texts
-        unique = list(dict.fromkeys(queries))
-        q_emb = self.encoder.encode(unique, batch_size=self.batch_size)
-        where = {q: i for i, q in enumerate(unique)}
-        q = q_emb[[where[text] for text in queries]].astype(np.float64)
-        d = np.asarray(self.index.embeddings[self.rows.rows(doc_ids)], dtype=np.float64)
+        q = self._embed_unique(queries, queries)
+        if self.index is None:
+            d = self._embed_unique(doc_ids, texts)
+        else:
+            d = np.asarray(self.index.embeddings[self.rows.rows(doc_ids)], dtype=np.float64)
         if self.similarity == "cos":
             q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
             d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
@@ -187,7 +210,7 @@ def score_chunk(teacher: CrossTeacher | BiTeacher, chunk: list[tuple[str, list[s
             raise UsageError(f"query {qid!r} of the run is not in --queries")
         q_texts += [queries[qid]] * len(pool)
         doc_ids += pool
-    texts = [store.text(d) for d in doc_ids] if isinstance(teacher, CrossTeacher) else []
+    texts = [store.text(d) for d in doc_ids] if teacher.needs_texts else []
     scores = teacher.score(q_texts, doc_ids, texts)
     out = []
     start = 0
@@ -248,7 +271,7 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
     if resume and output is None:
         raise UsageError("--resume needs -o FILE (the partial work is kept beside it)")
     teacher = load_teacher(settings, corpus)
-    store = DocStore(corpus) if isinstance(teacher, CrossTeacher) else None
+    store = DocStore(corpus) if teacher.needs_texts else None
     name = tag or Path(settings.model.rstrip("/")).name  # as the user named it (a hub name, not its cache path)
     info: dict[str, Any] = {"teacher": teacher.settings(), "settings": asdict(settings), "shard": list(shard),
                             "tag": name, "input": source_name(run)}

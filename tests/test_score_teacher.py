@@ -112,6 +112,21 @@ def test_bi_encoder_teacher_dot_and_cos_with_cached_embeddings(cli, tiny_bi: Pat
         assert pairs_of(cos.stdout)[qid, doc] == pytest.approx(float(q @ d / (q.norm() * d.norm())), abs=1e-5)
 
 
+def test_bi_encoder_run_embeddings_score_as_the_corpus_index(cli, tiny_bi: Path, tmp_path: Path) -> None:
+    """--doc-embeddings run embeds only the run's documents, caches nothing, and scores as the corpus index does."""
+    args = ["score-teacher", "--model", tiny_bi, "--queries", SAMPLE / "queries.jsonl", "--corpus",
+            SAMPLE / "corpus.jsonl"]
+    indexed = cli(*args, "--embeddings-cache", tmp_path / "emb", input=RUN)
+    per_run = cli(*args, "--doc-embeddings", "run", "--embeddings-cache", tmp_path / "unused", input=RUN)
+    assert indexed.exit_code == 0 and per_run.exit_code == 0, (indexed, per_run)
+    assert not (tmp_path / "unused").exists()
+    a, b = pairs_of(indexed.stdout), pairs_of(per_run.stdout)
+    assert a.keys() == b.keys()
+    assert all(b[k] == pytest.approx(a[k], abs=1e-4) for k in a)
+    bad = cli(*args, "--doc-embeddings", "some", input=RUN)
+    assert bad.exit_code == 2 and "--doc-embeddings" in bad.stderr
+
+
 def test_forced_kind_and_minilm_settings(cli, tiny_cross: Path, minilm_path: Path, tmp_path: Path) -> None:
     forced = cli("score-teacher", "--model", tiny_cross, "--kind", "bi", "--queries", SAMPLE / "queries.jsonl",
                  "--corpus", SAMPLE / "corpus.jsonl", "-o", tmp_path / "f.trec", input=RUN)

@@ -53,6 +53,10 @@ def command(
                                                          "corpus embeddings, computed once and reused (e.g. "
                                                          "retrieve's --index DIR/dense). Default: rdistill's cache.",
                                                          metavar="DIR")] = None,
+    doc_embeddings: Annotated[str, typer.Option("--doc-embeddings", help="Bi-encoder: corpus (embed every "
+                                                "document once and cache it; best when the model scores many "
+                                                "runs) or run (embed only this run's documents, uncached; best for "
+                                                "a model scored once on a small re-ranking).")] = "corpus",
     chunk_pairs: Annotated[int, typer.Option("--chunk-pairs", min=1, help="Pairs per chunk: the unit of length "
                                              "sorting and of the -o journal (work lost to a crash).")] = 4096,
     device: DeviceOpt = "auto",
@@ -111,7 +115,8 @@ def command(
     positives = load_qrels(qrels, split) if qrels is not None else None
     settings = TeacherSettings(model=model, kind=kind, batch_size=batch_size, max_query_length=max_query_length,
                                max_doc_length=max_doc_length, similarity=similarity, device=device, dtype=dtype,
-                               chunk_pairs=chunk_pairs, embeddings_cache=embeddings_cache)
+                               chunk_pairs=chunk_pairs, embeddings_cache=embeddings_cache,
+                               doc_embeddings=doc_embeddings)
     info = score_run(run, load_queries(queries), corpus, settings, output=output, resume=resume, shard=part,
                      positives=positives, tag=tag)
     if output is not None:
