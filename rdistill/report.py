@@ -104,12 +104,15 @@ class StudyTable:
     equivalent: dict[str, set[str]]
     best: dict[str, str]
     baselines: dict[str, dict[str, float]]
+    # How a row without a cut is named in this table: the entropy-cut table holds the uncut students of the cut
+    # source as its reference ("trained on all queries"), so a cut is read against what it removed queries from.
+    uncut_note: str = ""
 
     def markdown(self) -> str:
         header = ["loss", "sampling", *self.columns]
         rows = []
         for system in sorted(self.systems, key=lambda s: (s.loss, s.source, s.cut or "")):
-            cells = [system.loss, system.source + (f" ({system.cut})" if system.cut else "")]
+            cells = [system.loss, system.source + (f" ({system.cut})" if system.cut else self.uncut_note)]
             for column, values in self.columns.items():
                 value = values.get(system.label)
                 if value is None:
@@ -162,8 +165,10 @@ def build_tables(runs_dir: Path, collections: list[Collection], baselines_dir: P
                 ev = evaluate(collection.qrels, read_run(path), [measure], name=path.stem)
                 baselines[path.stem][label] = ev.mean[measure]
     tables = []
-    for title, members in ((MAIN_STUDY, [s for s in all_systems if s.cut is None]),
-                           (CUT_STUDY, [s for s in all_systems if s.cut is not None])):
+    cut = [s for s in all_systems if s.cut is not None]
+    reference = [s for s in all_systems if s.cut is None and any((c.source, c.loss) == (s.source, s.loss) for c in cut)]
+    for title, members, note in ((MAIN_STUDY, [s for s in all_systems if s.cut is None], ""),
+                                 (CUT_STUDY, cut + reference if cut else [], " (all queries)")):
         if not members:
             continue
         means: dict[str, dict[str, float]] = {}
@@ -180,7 +185,7 @@ def build_tables(runs_dir: Path, collections: list[Collection], baselines_dir: P
                 equivalent[label] = set(groups[1:])
             elif present:
                 best[label] = present[0].label
-        tables.append(StudyTable(title, members, means, equivalent, best, dict(baselines)))
+        tables.append(StudyTable(title, members, means, equivalent, best, dict(baselines), note))
     first_label = columns[0][2]
     return tables, per_column[first_label]
 

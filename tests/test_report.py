@@ -23,6 +23,7 @@ def make_study(root: Path) -> None:
         write_run(root / "runs" / collection / "bm25.marginmse.s2.trec", base)
         write_run(root / "runs" / collection / "teacher.marginmse.s1.trec", reversed_run)
         write_run(root / "runs" / collection / "bm25~below-median.lce.s1.trec", base)
+        write_run(root / "runs" / collection / "bm25.lce.s1.trec", reversed_run)
         write_run(root / "baselines" / collection / "bm25.trec", base)
 
 
@@ -51,6 +52,10 @@ def test_report_tables_and_plot(cli, tmp_path: Path) -> None:
     row = next(line for line in report.splitlines() if line.startswith("| marginmse | bm25 |"))
     assert "**" in row  # the BM25-ordered student beats its reversed twin, so it is the best of each column
     assert "| (baseline) | bm25 |" in report
+    # The cut table reads each cut against the same source and loss trained on all queries.
+    cuts = report.split("### Entropy cuts")[1]
+    assert "| lce | bm25 (below-median) | **" in cuts and "| lce | bm25 (all queries) |" in cuts
+    assert "marginmse" not in cuts.split("| (baseline)")[0]
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
 
 
