@@ -235,7 +235,10 @@ demo: $(OUT)/report.md  ## The main job: two students on scifact, evaluated in a
 
 grid: OUT = out/grid
 grid:  ## The paper's study at this scale: sampling x loss, plus entropy cuts; SEEDS="1 2 3" for several seeds.
-	$(MAKE) OUT=$(OUT) $(GRID_RUNS) $(OUT)/entropy.test.jsonl
+	@# -k: one student that cannot train (an entropy cut can keep no query: `rdistill entropy` says how many it
+	@# kept) must not stop the others; the report covers every run that exists.
+	$(MAKE) -k OUT=$(OUT) $(GRID_RUNS) $(OUT)/entropy.test.jsonl || \
+	  echo "make grid: some targets failed (see above); the report covers the runs that exist" >&2
 	$(RD) report --runs $(OUT)/runs --baselines $(OUT)/baselines $(qrels_args) \
 	  --entropy $(OUT)/entropy.test.jsonl --plot $(OUT)/entropy_vs_ndcg.png -o $(OUT)/report.md
 	@echo "grid outputs: $(OUT)/report.md" >&2
