@@ -210,7 +210,10 @@ def plot_entropy_vs_effectiveness(entropy: dict[str, float], per_query: dict[Sys
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    # A grid has dozens of students: their points would bury each other, so past a handful only the quintile-mean
+    # lines are drawn, over the points of all students in grey, with the legend beside the axes.
+    many = len(per_query) > 8
+    fig, ax = plt.subplots(figsize=(10, 5) if many else (7, 4.5), dpi=110)
     edges = np.quantile(list(entropy.values()), np.linspace(0, 1, 6)) if entropy else np.array([0, 1])
     for system in sorted(per_query, key=lambda s: s.label):
         values = per_query[system]
@@ -219,15 +222,22 @@ def plot_entropy_vs_effectiveness(entropy: dict[str, float], per_query: dict[Sys
             continue
         x = np.array([entropy[q] for q in queries])
         y = np.array([values[q] for q in queries])
-        points = ax.scatter(x, y, s=8, alpha=0.35, label=system.label)
         bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
         centres = [(edges[b] + edges[b + 1]) / 2 for b in range(len(edges) - 1) if np.any(bins == b)]
         means = [y[bins == b].mean() for b in range(len(edges) - 1) if np.any(bins == b)]
-        ax.plot(centres, means, color=points.get_facecolor()[0][:3], linewidth=2)
+        if many:
+            ax.scatter(x, y, s=4, alpha=0.05, color="grey")
+            ax.plot(centres, means, linewidth=1.5, marker="o", markersize=3, label=system.label)
+        else:
+            points = ax.scatter(x, y, s=8, alpha=0.35, label=system.label)
+            ax.plot(centres, means, color=points.get_facecolor()[0][:3], linewidth=2)
     ax.set_xlabel("teacher entropy of the query's ranking (softmax, nats)")
     ax.set_ylabel(f"student {measure} on the query")
     ax.set_title("Per-query teacher entropy against student effectiveness (lines: quintile means)")
-    ax.legend(fontsize=7, loc="best")
+    if many:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + len(per_query) // 20)
+    else:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     # Written beside the target and renamed over it, as every rdistill output, so a failure leaves no half PNG.
     tmp = Path(path).with_name(f".{Path(path).name}.tmp")
