@@ -41,7 +41,7 @@ WINDOW ?= 1:100
 # layers, mean pooling, dot product, 128 document tokens, 150 steps of 4 queries, re-ranking BM25's top 20 (about 5
 # minutes a student). A cross-encoder student started from this bi-encoder checkpoint (a fresh head on a CLS token
 # it was never trained to use) stays at chance for the few hundred steps a CPU affords: its LCE loss on BM25
-# negatives is still ln 8 after 120 steps with 1 to 3 layers (see README). SCALE=paper is the paper's set-up, a GPU
+# negatives is still ln 8 after 100 steps with 1 or 2 layers (bench/student_start.py, README). SCALE=paper is the paper's set-up, a GPU
 # job: a cross-encoder student (all 6 layers), 200 document tokens, re-ranking BM25's top 100, 3000 steps, lr 2e-5.
 ifeq ($(SCALE),paper)
 STUDENT_KIND ?= cross

@@ -96,8 +96,6 @@ class BiTeacher:
             raise UsageError(f"--similarity {s.similarity!r}: expected dot or cos")
         self.similarity = s.similarity
         self.batch_size = s.batch_size
-        if s.doc_embeddings not in ("corpus", "run"):
-            raise UsageError(f"--doc-embeddings {s.doc_embeddings!r}: expected corpus or run")
         self.needs_texts = s.doc_embeddings == "run"
         self.index: Any = None
         if self.needs_texts:
@@ -169,6 +167,9 @@ class _IdRows:
 def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTeacher:
     from rdistill.models import detect_kind, resolve_model
 
+    # Checked here, whatever the kind, so a cross-encoder run with a mistyped value fails as a bi-encoder run would.
+    if settings.doc_embeddings not in ("corpus", "run"):
+        raise UsageError(f"--doc-embeddings {settings.doc_embeddings!r}: expected corpus or run")
     kind = settings.kind or detect_kind(resolve_model(settings.model))
     if kind == "cross":
         return CrossTeacher(settings)
