@@ -92,8 +92,10 @@ D := $(DATA)/$(DATASET)
 # Settings are inputs too. Each stage's outputs depend on a small file under $(OUT)/.settings/ holding the settings
 # that stage uses; it is rewritten only when they change, so `make demo STEPS=500` retrains the students and keeps
 # the retrieval and the teacher's scores, while `make demo` twice redoes nothing.
+# (strip: a stamp holds the settings with single spaces, so an option that expands to nothing, such as AMP
+# on a CPU, leaves it as it was.)
 S := $(OUT)/.settings
-write_settings = @mkdir -p $(@D); printf '%s\n' $(1) | cmp -s - $@ || printf '%s\n' $(1) > $@
+write_settings = @mkdir -p $(@D); printf '%s\n' $(strip $(1)) | cmp -s - $@ || printf '%s\n' $(strip $(1)) > $@
 $(S)/retrieve: FORCE
 	$(call write_settings,'DATASET=$(DATASET)' 'DEPTH=$(DEPTH)')
 $(S)/rerank: FORCE
@@ -174,7 +176,7 @@ student_args = --student $(STUDENT_KIND) $(if $(filter bi,$(STUDENT_KIND)),--poo
   --init-layers $(INIT_LAYERS)
 train_args = $(student_args) --loss $(word 2,$(subst ., ,$(1))) \
   --teacher-scale $(TEACHER_SCALE) --group-size $(GROUP_SIZE) --batch-size $(BATCH) --grad-accum $(GRAD_ACCUM) \
-  --lr $(LR) --max-steps $(STEPS) --max-doc-length $(MAX_DOC_LENGTH) $(if $(AMP),--amp $(AMP)) --seed $(patsubst s%,%,$(word 3,$(subst ., ,$(1))))
+  --lr $(LR) --max-steps $(STEPS) --max-doc-length $(MAX_DOC_LENGTH)$(if $(AMP), --amp $(AMP)) --seed $(patsubst s%,%,$(word 3,$(subst ., ,$(1))))
 $(S)/students/%: FORCE
 	$(call write_settings,'$(call train_args,$*)')
 
@@ -239,7 +241,8 @@ demo: $(OUT)/report.md  ## The main job: two students on scifact, evaluated in a
 	@cat $(OUT)/report.md
 	@echo "demo outputs: $(OUT)/ (report.md, runs/, students/, groups/, entropy_vs_ndcg.png)" >&2
 
-grid: OUT = out/grid
+# SCALE=paper gets its own folder, so the cross-encoder grid does not overwrite the bi-encoder one.
+grid: OUT = out/grid$(if $(SCALE),-$(SCALE))
 grid:  ## The paper's study at this scale: sampling x loss, plus entropy cuts; SEEDS="1 2 3" for several seeds.
 	@# -k: one student that cannot train (an entropy cut can keep no query: `rdistill entropy` says how many it
 	@# kept) must not stop the others; the report covers every run that exists.
