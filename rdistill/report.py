@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -107,12 +107,15 @@ class StudyTable:
     # How a row without a cut is named in this table: the entropy-cut table holds the uncut students of the cut
     # source as its reference ("trained on all queries"), so a cut is read against what it removed queries from.
     uncut_note: str = ""
+    # system label -> seeds averaged in its row (rows of one table can differ when some systems were rerun)
+    seeds: dict[str, int] = field(default_factory=dict)
 
     def markdown(self) -> str:
-        header = ["loss", "sampling", *self.columns]
+        header = ["loss", "sampling", "seeds", *self.columns]
         rows = []
         for system in sorted(self.systems, key=lambda s: (s.loss, s.source, s.cut or "")):
-            cells = [system.loss, system.source + (f" ({system.cut})" if system.cut else self.uncut_note)]
+            cells = [system.loss, system.source + (f" ({system.cut})" if system.cut else self.uncut_note),
+                     str(self.seeds.get(system.label, "-"))]
             for column, values in self.columns.items():
                 value = values.get(system.label)
                 if value is None:
@@ -126,7 +129,8 @@ class StudyTable:
                 cells.append(text)
             rows.append(cells)
         for name, values in self.baselines.items():
-            rows.append(["(baseline)", name, *(f"{values[c]:.4f}" if c in values else "-" for c in self.columns)])
+            rows.append(["(baseline)", name, "-",
+                         *(f"{values[c]:.4f}" if c in values else "-" for c in self.columns)])
         return f"### {self.title}\n\n" + format_table(header, rows)
 
 
@@ -152,8 +156,11 @@ def build_tables(runs_dir: Path, collections: list[Collection], baselines_dir: P
                                                   (in_domain, "map", f"{in_domain.name} AP")]
     columns += [(c, "ndcg@10", f"{c.name} nDCG@10") for c in collections[1:]]
     per_column: dict[str, dict[System, dict[str, float]]] = {}
+    seeds: dict[str, int] = {}
     for collection, measure, label in columns:
         systems = discover(runs_dir, collection.name)
+        for system, paths in systems.items():
+            seeds[system.label] = max(seeds.get(system.label, 0), len(paths))
         per_column[label] = evaluate_systems(systems, collection.qrels, measure) if systems else {}
     all_systems = sorted({s for values in per_column.values() for s in values}, key=lambda s: s.label)
     if not all_systems:
@@ -185,7 +192,8 @@ def build_tables(runs_dir: Path, collections: list[Collection], baselines_dir: P
                 equivalent[label] = set(groups[1:])
             elif present:
                 best[label] = present[0].label
-        tables.append(StudyTable(title, members, means, equivalent, best, dict(baselines), note))
+        tables.append(StudyTable(title, members, means, equivalent, best, dict(baselines), note,
+                                 {s.label: seeds[s.label] for s in members}))
     first_label = columns[0][2]
     return tables, per_column[first_label]
 

@@ -3,6 +3,7 @@ errors are one line without --verbose; a closed pipe ends quietly."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,11 @@ def test_each_subcommand_help_has_an_example(cli, name: str) -> None:
     result = cli(name, "--help")
     assert result.exit_code == 0, result
     assert "Example" in result.stdout and f"rdistill {name}" in result.stdout
+    # An example's continued lines keep their breaks: a lone backslash at the end of a docstring line joins the
+    # lines into one with a run of spaces before the next option (what `report --help` once printed).
+    example = result.stdout.split("Example")[1].split("Options:")[0]
+    joined = [line for line in example.splitlines() if re.search(r"\S {4,}--", line)]
+    assert not joined, joined
 
 
 def test_man_pages_are_present_and_current() -> None:

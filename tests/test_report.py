@@ -48,13 +48,16 @@ def test_report_tables_and_plot(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result
     report = (tmp_path / "report.md").read_text()
     assert "### Sampling source x loss" in report and "### Entropy cuts" in report
-    assert "| loss | sampling | sample nDCG@10 | sample AP | other nDCG@10 |" in report
+    assert "| loss | sampling | seeds | sample nDCG@10 | sample AP | other nDCG@10 |" in report
     row = next(line for line in report.splitlines() if line.startswith("| marginmse | bm25 |"))
+    # Rows say how many seeds they average: bm25.marginmse has two runs, the others one.
+    assert row.startswith("| marginmse | bm25 | 2 |")
+    assert "| marginmse | teacher | 1 |" in report and "| (baseline) | bm25 | - |" in report
     assert "**" in row  # the BM25-ordered student beats its reversed twin, so it is the best of each column
     assert "| (baseline) | bm25 |" in report
     # The cut table reads each cut against the same source and loss trained on all queries.
     cuts = report.split("### Entropy cuts")[1]
-    assert "| lce | bm25 (below-median) | **" in cuts and "| lce | bm25 (all queries) |" in cuts
+    assert "| lce | bm25 (below-median) | 1 | **" in cuts and "| lce | bm25 (all queries) |" in cuts
     assert "marginmse" not in cuts.split("| (baseline)")[0]
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
 

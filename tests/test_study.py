@@ -53,7 +53,7 @@ def test_make_demo_runs_the_whole_chain(tmp_path: Path, tiny_cross: Path, tiny_b
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
-    for text in ("| marginmse | bm25 |", "| marginmse | teacher |", "| loss | sampling | cran nDCG@10 | cran AP | "
+    for text in ("| marginmse | bm25 | 1 |", "| marginmse | teacher | 1 |", "| loss | sampling | seeds | cran nDCG@10 | cran AP | "
                  "vas nDCG@10 |", "| (baseline) | bm25 |", "| (baseline) | teacher |"):
         assert text in report
     for collection in ("cran", "vas"):

@@ -29,15 +29,16 @@ def command(
     """Write the study report: one markdown table per study, equivalence groups marked, and a plot.
 
     Rows are loss x sampling source (the paper's tables; a second table for students trained on entropy cuts),
-    columns are in-domain nDCG@10 and AP and out-of-domain nDCG@10. Seeds of one system are averaged per query.
+    columns are in-domain nDCG@10 and AP and out-of-domain nDCG@10. Seeds of one system are averaged per query
+    (its seeds column says how many).
     In each column the best system is bold and every system equivalent to it by TOST (paired, Holm-corrected) is
     marked. `make demo` and `make grid` call this; rerun it by hand to regenerate the report from the runs.
 
     \b
     Example:
       rdistill entropy < out/demo/baselines/scifact/teacher.trec > out/demo/entropy.test.jsonl
-      rdistill report --runs out/demo/runs --baselines out/demo/baselines \
-          --qrels scifact=../shared/data/scifact:test --qrels cranfield=../shared/data/cranfield:test \
+      rdistill report --runs out/demo/runs --baselines out/demo/baselines \\
+          --qrels scifact=../shared/data/scifact:test --qrels cranfield=../shared/data/cranfield:test \\
           --entropy out/demo/entropy.test.jsonl --plot out/demo/entropy_vs_ndcg.png -o out/demo/report.md
     """
     from rdistill.data import load_qrels
