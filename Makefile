@@ -44,8 +44,9 @@ WINDOW ?= 1:100
 # negatives is still ln 8 after 100 steps with 1 or 2 layers (bench/student_start.py, README). SCALE=paper is the
 # paper's student, a GPU job: a cross-encoder (all 6 layers), 200 document tokens, batches of 8 queries x 2
 # accumulated, lr 2e-5, bf16 autocast, re-ranking BM25's top 100; 400 steps are 8 passes over scifact's 809 training
-# queries, and there it learns (LCE 2.08 -> 0.6; README, "The cross-encoder grid"). About 3 minutes a student on an
-# H100 with 6 students at a time (bench/gpu_study.py).
+# queries, and there it learns (LCE 2.08 -> 0.2-0.7; README, "The cross-encoder grid"). About 5 minutes a student
+# (3 training, 2 scoring) with 6 to 8 students sharing an H100 (bench/gpu_study.py). `make grid SCALE=paper` writes
+# out/grid-paper.
 ifeq ($(SCALE),paper)
 STUDENT_KIND ?= cross
 INIT_LAYERS ?= 6
