@@ -15,8 +15,10 @@ Bundle layout (relative paths; what `bench/gpu_bundle.sh` writes):
 Jobs run in priority order (the untrained student, then loss by loss over the sampling sources, then the entropy
 cuts), so a deadline cuts whole students off the end. A job that fails stops everything (the failure is most likely
 systematic, and the lease is short); a job still running at the deadline is killed and left out. Writes
-OUT/results.tar.gz (runs/COLLECTION/STUDENT.trec, students/STUDENT/rdistill_train.json, jobs.tsv) and prints one
-line per job: its wall time split into training and scoring.
+OUT/results.tar.gz, laid out as `make grid` lays out its folder so that `rdistill report --runs runs --baselines
+baselines` reads it unpacked (runs/COLLECTION/STUDENT.sSEED.trec, baselines/COLLECTION/student-init.trec,
+students/STUDENT.sSEED/rdistill_train.json, jobs.tsv, logs/), and prints one line per job: its wall time split into
+training and scoring.
 
     python3 bench/gpu_study.py --bundle .gpu/bundle --out $OUT --steps 400 --workers 6 --deadline 480
 """
@@ -66,6 +68,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/gpu_study"), help="students' weights (not returned)")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--lr", default="2e-5")
+    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workers", type=int, default=6)
     parser.add_argument("--deadline", type=float, default=480, help="seconds: no job starts that would end later")
     parser.add_argument("--device", default="cuda")
@@ -83,10 +86,17 @@ def main() -> int:
     rd = [sys.executable, "-m", "rdistill"]
     common = ["--student", "cross", "--model", str(bundle / "model"), "--init-layers", "6", "--teacher-scale", "20",
               "--group-size", "8", "--batch-size", "8", "--grad-accum", "2", "--lr", args.lr,
-              "--max-steps", str(args.steps), "--max-doc-length", "200", "--seed", "42", "--device", args.device]
+              "--max-steps", str(args.steps), "--max-doc-length", "200", "--seed", str(args.seed),
+              "--device", args.device]
     if args.amp != "none":
         common += ["--amp", args.amp]
     scifact = str(bundle / "data" / "scifact")
+
+    def run_path(job: Job, collection: str) -> Path:
+        """Where `make grid` keeps this run: the untrained student is a baseline, the others students."""
+        if job.name == "init":
+            return work / "baselines" / collection / "student-init.trec"
+        return work / "runs" / collection / f"{job.name}.s{args.seed}.trec"
 
     def start_train(job: Job) -> None:
         out = work / "students" / job.name
@@ -100,10 +110,10 @@ def main() -> int:
     def start_score(job: Job) -> None:
         job.procs = []
         for c in args.collections:
-            (work / "runs" / c).mkdir(parents=True, exist_ok=True)
+            run_path(job, c).parent.mkdir(parents=True, exist_ok=True)
             data = str(bundle / "data" / c)
             with open(bundle / "bm25" / f"{c}.trec", "rb") as stdin, \
-                    open(work / "runs" / c / f"{job.name}.trec.tmp", "wb") as stdout, \
+                    open(run_path(job, c).with_suffix(".trec.tmp"), "wb") as stdout, \
                     open(work / "logs" / f"{job.name}.{c}.log", "wb") as log:
                 job.procs.append(subprocess.Popen(
                     [*rd, "score-teacher", "--model", str(work / "students" / job.name), "--max-doc-length", "200",
@@ -140,8 +150,7 @@ def main() -> int:
                 start_score(job)
                 continue
             for c in args.collections:
-                tmp = work / "runs" / c / f"{job.name}.trec.tmp"
-                tmp.rename(tmp.with_suffix(""))
+                run_path(job, c).with_suffix(".trec.tmp").replace(run_path(job, c))
             end = time.monotonic()
             done.append((job, end - job.started))
             running.remove(job)
@@ -168,9 +177,10 @@ def main() -> int:
     with tarfile.open(args.out / "results.tar.gz", "w:gz") as tar:
         tar.add(work / "jobs.tsv", "jobs.tsv")
         for job, _ in done:
-            tar.add(work / "students" / job.name / "rdistill_train.json", f"students/{job.name}/rdistill_train.json")
+            student = "init" if job.name == "init" else f"{job.name}.s{args.seed}"  # as `make grid` names them
+            tar.add(work / "students" / job.name / "rdistill_train.json", f"students/{student}/rdistill_train.json")
             for c in args.collections:
-                tar.add(work / "runs" / c / f"{job.name}.trec", f"runs/{c}/{job.name}.trec")
+                tar.add(run_path(job, c), str(run_path(job, c).relative_to(work)))
         tar.add(work / "logs", "logs")
     print(f"{len(done)} students done in {time.monotonic() - t0:.0f} s; results in {args.out / 'results.tar.gz'}",
           flush=True)
