@@ -1,0 +1,63 @@
+"""The paired t-tests the README quotes for a study folder: sampling sources (each against random, then each against
+BM25, per loss) and entropy cuts (each cut against the same source and loss trained on all queries).
+
+`rdistill report` marks equivalence to the best system; the README's questions are differences from a named
+reference, so this script runs the same machinery (rdistill.report's discovery and seed averaging per query,
+rdistill.stats.compare's paired t-test with Holm's correction within each block) against those references.
+
+    .venv/bin/python bench/study_tests.py --runs out/grid/runs --qrels ../shared/data/scifact:test
+    .venv/bin/python bench/study_tests.py --runs out/gpu-grid/runs --qrels ../shared/data/scifact:test
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+from rdistill.data import load_qrels
+from rdistill.report import System, discover, evaluate_systems, parse_collection_arg
+from rdistill.stats import compare
+
+
+def block(title: str, reference: System, others: list[System], values: dict[System, dict[str, float]],
+          seeds: dict[System, int]) -> None:
+    per_query = {s.label: {"ndcg@10": values[s]} for s in [reference, *others]}
+    result = compare(per_query, ["ndcg@10"], reference.label)
+    print(f"{title}: against {reference.label} ({seeds[reference]} seeds), mean {result.paired[0].baseline_mean:.4f}")
+    for test, system in zip(result.paired, others, strict=True):
+        print(f"  {test.run:36s} seeds {seeds[system]}  {test.mean:.4f}  diff {test.mean - test.baseline_mean:+.4f}"
+              f"  p {test.p:.2g}  Holm {test.p_adjusted:.2g}  (n = {test.n})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, required=True, help="a study's runs folder (COLLECTION/STUDENT.sSEED.trec)")
+    parser.add_argument("--qrels", required=True, help="in-domain qrels as SPEC[:SPLIT], e.g. ../d/scifact:test")
+    parser.add_argument("--collection", help="folder name under --runs (default: the qrels folder's name)")
+    args = parser.parse_args()
+
+    _, spec, split = parse_collection_arg(f"x={args.qrels}")
+    collection = args.collection or Path(spec).name
+    systems = discover(args.runs, collection)
+    values = evaluate_systems(systems, load_qrels(spec, split), "ndcg@10")
+    seeds = {s: len(paths) for s, paths in systems.items()}
+
+    by_loss: dict[str, list[System]] = defaultdict(list)
+    for system in sorted(systems, key=lambda s: s.label):
+        by_loss[system.loss].append(system)
+    for loss, members in sorted(by_loss.items()):
+        uncut = {s.source: s for s in members if s.cut is None}
+        # Local sources against random (does locality matter?), then against BM25 (does more than BM25 help?).
+        for name in ("random", "bm25"):
+            if name in uncut:
+                block(f"sources, {loss}", uncut[name], [s for s in uncut.values() if s.source != name], values, seeds)
+        for source, reference in sorted(uncut.items()):
+            # bm25~inner keeps every query (its groups equal the uncut source's), so it is no cut to test.
+            cuts = [s for s in members if s.source == source and s.cut not in (None, "inner")]
+            if cuts:
+                block(f"entropy cuts, {source} {loss}", reference, cuts, values, seeds)
+
+
+if __name__ == "__main__":
+    main()
