@@ -511,8 +511,8 @@ def int8_graph(path: str, kind: Kind) -> Path:
         return target
     source = graph if graph is not None else export_onnx(path, kind, folder / "model.onnx")
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}.onnx")
-    # Weights int8 per output channel (per-tensor scales cost rank agreement on small models), activations uint8
-    # per batch: what onnxruntime's MatMulInteger runs fastest on x86 (VNNI).
+    # Weights int8 with a scale per output channel (as torch's per-channel quantisation; the cost is one vector
+    # multiply per product), activations uint8 with a scale per batch: onnxruntime's MatMulInteger on x86.
     import logging
 
     logging.disable(logging.WARNING)  # its advice to pre-process the graph goes to the root logger, on stderr
