@@ -416,7 +416,7 @@ def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | No
                 continue
             has_scores = attach and (score_reader is not None or use_own)
             for group in sampler.groups(qid, rankings, query_scores, has_scores):
-                yield (qid, group.doc_ids[0]), dumps(group.to_json()) + "\n"
+                yield (qid, group.doc_ids[0]), dumps(group._asdict()) + "\n"
         sampler.stats.absent = sum(1 for _ in keep) - processed
         sampler.stats.pending_peak = max([r.pending_peak for r in readers] + [0])
 

@@ -101,7 +101,7 @@ def command(
     def records() -> Iterator[dict[str, Any]]:
         for group in groups:
             if to == "groups":
-                yield group.to_json()
+                yield group._asdict()
             elif to == "authors":
                 if group.scores is not None and scores_out is None:
                     raise UsageError("the groups have teacher scores: give --scores-out FILE so they are kept")
