@@ -11,12 +11,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from rdistill.errors import InputError, UsageError
 from rdistill.io import iter_groups, iter_lines, iter_run_queries, sort_query, source_name
+
+if TYPE_CHECKING:
+    from rdistill.docstore import DocStore
 
 DEFAULT_ALPHA = 0.99
 DATASET_QUANTILE = 0.99
@@ -136,7 +139,7 @@ class Embeddings:
 # ------------------------------------------------------------------------------------------------------ measure
 
 
-def embed_missing(vectors: Embeddings, doc_ids: Iterable[str], model: str | None, corpus: str | None,
+def embed_missing(vectors: Embeddings, doc_ids: Iterable[str], model: str | None, corpus: str | DocStore | None,
                   device: str = "auto", batch_size: int = 64) -> None:
     """Embed, with the bi-encoder ``model``, the documents of ``doc_ids`` that ``vectors`` lacks (texts from
     ``corpus``), each once."""
@@ -149,7 +152,7 @@ def embed_missing(vectors: Embeddings, doc_ids: Iterable[str], model: str | None
     from rdistill.docstore import DocStore
     from rdistill.models import BiEncoder
 
-    store = DocStore(corpus)
+    store = corpus if isinstance(corpus, DocStore) else DocStore(corpus)
     texts = [store.text(d) for d in need]
     vectors.add(need, BiEncoder(model, device=device).encode(texts, batch_size, desc="embedding"))
 
@@ -174,15 +177,17 @@ def measure(inputs: list[str], *, k: int = 100, alpha: float = DEFAULT_ALPHA, em
         raise UsageError("--coverage-against needs --corpus (the random pool is drawn from it)")
     pools = {name: list(query_pools(name, k)) for name in inputs}
     vectors = Embeddings(embeddings)
+    from rdistill.docstore import DocStore
+
+    store: DocStore | None = None  # one handle for the texts to embed and the random pool, opened when needed
     if diameters_wanted:
-        embed_missing(vectors, (d for pool in pools.values() for _, docs in pool for d in docs), model, corpus,
-                      device, batch_size)
-    store: Any = None
+        need = vectors.missing(d for pool in pools.values() for _, docs in pool for d in docs)
+        if need and model is not None and corpus is not None:
+            store = DocStore(corpus)
+        embed_missing(vectors, need, model, store if store is not None else corpus, device, batch_size)
     test_pool: set[str] = set()
     if coverage_against is not None:
-        from rdistill.docstore import DocStore
-
-        store = DocStore(corpus)  # type: ignore[arg-type]
+        store = store if store is not None else DocStore(corpus)  # type: ignore[arg-type]
         test_pool = {d for _, docs in query_pools(coverage_against, test_k) for d in docs}
 
     rows: list[dict[str, Any]] = []
@@ -203,6 +208,7 @@ def measure(inputs: list[str], *, k: int = 100, alpha: float = DEFAULT_ALPHA, em
                         mean_diameter=float(np.mean(diameters)), median_diameter=float(np.median(diameters)))
         if coverage_against is not None:
             train = {d for _, docs in pools[name] for d in docs}
+            assert store is not None
             rand = random_pool(len(train), len(store), store.id_at, seed)
             info["coverage"] = coverage(train, test_pool, len(store), rand).to_json()
         summaries.append(info)

@@ -23,11 +23,14 @@ import random
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from rdistill.errors import UsageError
 from rdistill.io import dumps, format_run_query, iter_run_queries, sort_query, source_name
 from rdistill.schema import Group, Qrels
+
+if TYPE_CHECKING:
+    from rdistill.docstore import DocStore
 
 DEFAULT_WINDOW = (1, 100)
 MISSING_HINT = ("score the positives and every candidate with the teacher (rdistill score-teacher --qrels ...), or, "
@@ -176,14 +179,14 @@ class LockstepRun:
 class CorpusIds:
     """Uniform draws of document ids from a corpus, in the docstore's canonical order (no id list in memory)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, corpus: str | DocStore) -> None:
         from rdistill.docstore import DocStore
 
-        self.spec = spec
-        self.store = DocStore(spec)
+        self.store = corpus if isinstance(corpus, DocStore) else DocStore(corpus)
+        self.spec = self.store.spec
         self.size = len(self.store)
         self._ids: list[str] | None = None
-        if getattr(self.store, "_irds", None) is not None:  # no offset index: hold the sorted ids instead
+        if not self.store.positional:  # no offset index: hold the sorted ids instead
             self._ids = sorted(doc.doc_id for doc in self.store)
 
     def at(self, index: int) -> str:
