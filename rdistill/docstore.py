@@ -106,7 +106,7 @@ class DocStore:
     def close(self) -> None:
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
-            self._fd = None
+            self._fd = None  # type: ignore[assignment]
 
     def __del__(self) -> None:
         self.close()

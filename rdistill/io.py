@@ -17,7 +17,7 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, TextIO, cast
 
 import orjson
 
@@ -317,7 +317,7 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
         ids = [as_id(d) for d in doc_ids]
         if len(ids) < 2 or None in ids:
             raise InputError(name, lineno, "field 'doc_ids' should list at least 2 document ids (positive first)")
-        doc_ids = ids
+        doc_ids = cast(list[str], ids)  # no None left: checked above
         labels = obj.get("labels")
         if labels is None:
             labels = [1] + [0] * (len(doc_ids) - 1)
@@ -376,7 +376,8 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     raw = open(tmp, "wb")  # noqa: SIM115 - closed below
-    binary: IO[bytes] = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
+    binary: IO[bytes] = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
+                         if path.suffix == ".gz" else raw)
     text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")  # type: ignore[arg-type]
     try:
         yield text

@@ -70,8 +70,8 @@ def query_pools(source: str, k: int | None = None) -> Iterator[tuple[str, list[s
         for qid, docs in pools.items():
             yield qid, sorted(docs)
         return
-    for qid, docs in iter_run_queries(source):
-        yield qid, [d for d, _ in sort_query(docs)[:k]]
+    for qid, ranking in iter_run_queries(source):
+        yield qid, [d for d, _ in sort_query(ranking)[:k]]
 
 
 @dataclass(frozen=True)

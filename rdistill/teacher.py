@@ -238,13 +238,13 @@ def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, int]:
                 if line.startswith(CHUNK_END.encode()) and line.endswith(b"\n"):
                     keep = fh.tell()
                     done += 1
-        fh = open(path, "r+b")  # noqa: SIM115 - the caller closes it
+        fh = open(path, "r+b")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
         fh.truncate(keep)
         fh.seek(keep)
         return fh, done
     if path.exists() and not resume:
         print(f"rdistill: note: {path} exists; starting over (use --resume to continue it)", file=sys.stderr)
-    fh = open(path, "wb")  # noqa: SIM115 - the caller closes it
+    fh = open(path, "wb")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
     fh.write((header + "\n").encode())
     _sync(fh)
     return fh, 0

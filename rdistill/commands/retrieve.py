@@ -112,7 +112,7 @@ def command(
                                     max_length=max_length, device=device)
                 engine = DenseIndex.open(corpus, root / "dense", encoder, approx=approx, rebuild=rebuild,
                                          batch_size=batch_size)
-                name = tag or Path(model.rstrip("/")).name  # as the user named it: all-MiniLM-L6-v2
+                name = tag or Path(str(model).rstrip("/")).name  # as the user named it: all-MiniLM-L6-v2
                 settings = {"kind": "dense", **encoder.settings(), "approx": approx}
             else:
                 from rdistill.retrieval.bm25 import BM25Index, BM25Params
