@@ -10,8 +10,10 @@ the real collections have been fetched (`make data` online), and skips otherwise
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import orjson
@@ -73,6 +75,16 @@ NPL_DOCS = "1\nLIFT OF A WING  IN A\nSLIPSTREAM\n   /\n2\nHEAT TRANSFER\n   /\n"
 NPL_QUERIES = "1\nWING LIFT\n/\n2\nHEAT\n/\n"
 NPL_QRELS = "1\n 1 2\n   /\n2\n2\n   /\n"
 
+# BEIR's layout, zipped as BEIR serves it (scifact/corpus.jsonl, ...): texts kept verbatim, metadata dropped.
+BEIR_FILES = {
+    "scifact/corpus.jsonl": '{"_id": "10", "title": "A claim", "text": "Evidence  for it.", "metadata": {}}\n'
+                            '{"_id": "20", "title": "Other", "text": "Unrelated text.", "metadata": {}}\n',
+    "scifact/queries.jsonl": '{"_id": "1", "text": "a  claim", "metadata": {}}\n'
+                             '{"_id": "2", "text": "other", "metadata": {}}\n{"_id": "3", "text": "unjudged"}\n',
+    "scifact/qrels/train.tsv": "query-id\tcorpus-id\tscore\n1\t10\t1\n",
+    "scifact/qrels/test.tsv": "query-id\tcorpus-id\tscore\n2\t20\t1\n",
+}
+
 OFFLINE = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "NO_PROXY": "", "no_proxy": ""}
 
@@ -97,6 +109,10 @@ def home(tmp_path: Path) -> Path:
         (home / name).mkdir(parents=True)
         for stem, text in zip(("docs", "queries", "qrels"), files, strict=True):
             (home / name / f"{stem}.txt").write_text(text)
+    (home / "beir" / "scifact").mkdir(parents=True)
+    with zipfile.ZipFile(home / "beir" / "scifact" / "source.zip", "w") as archive:
+        for name, text in BEIR_FILES.items():
+            archive.writestr(name, text)
     return home
 
 
@@ -141,6 +157,24 @@ def test_vaswani_test_split_only_and_the_folder_feeds_the_stages(home: Path, tmp
     ev = subprocess.run([sys.executable, "-m", "rdistill", "eval", "--qrels", str(out), "--split", "test", "-m",
                          "map", "--json"], input=run, capture_output=True, text=True, env=env, check=True)
     assert orjson.loads(ev.stdout)["map"] > 0.5
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_data_exports_the_three_collections(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    env = {**os.environ, **OFFLINE, "IR_DATASETS_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(["make", "-C", str(ROOT), "data", f"BIN={Path(sys.executable).parent}",
+                           f"DATA_OUT={out}"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["cranfield", "scifact", "vaswani"]
+    assert jsonl(out / "scifact" / "corpus.jsonl") == [
+        {"_id": "10", "title": "A claim", "text": "Evidence  for it."},
+        {"_id": "20", "title": "Other", "text": "Unrelated text."}]
+    assert [q["_id"] for q in jsonl(out / "scifact" / "queries.jsonl")] == ["1", "2", "3"]
+    assert load_qrels(str(out / "scifact"), "train") == {"1": {"10": 1}}
+    assert load_qrels(str(out / "scifact"), "test") == {"2": {"20": 1}}
+    assert load_qrels(str(out / "cranfield"), "test") == {"3": {"3": 2}}
+    assert sorted(p.name for p in (out / "vaswani" / "qrels").iterdir()) == ["test.tsv"]
 
 
 def test_offline_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:
