@@ -81,8 +81,9 @@ def test_make_demo_takes_data_given_then_shared_then_data_dir_else_says_how(tmp_
     clone.mkdir()
 
     def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["make", "-f", str(ROOT / "Makefile"), "-n", "demo", *args], cwd=clone,
-                              capture_output=True, text=True, timeout=60)
+        # --no-print-directory: under `make test` this make is a sub-make, which would say where it runs.
+        return subprocess.run(["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-n", "demo", *args],
+                              cwd=clone, capture_output=True, text=True, timeout=60)
 
     def collections(folder: Path) -> None:
         for name in ("scifact", "cranfield", "vaswani"):
