@@ -23,7 +23,7 @@ from there afterwards, offline. A missing package or a failed download is one :c
 from __future__ import annotations
 
 import contextlib
-import logging
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,11 +118,11 @@ def _ir_datasets() -> Any:
 @contextlib.contextmanager
 def _fetching(spec: str, quiet: bool) -> Iterator[None]:
     """ir_datasets' download failures (offline, a moved mirror) as one line that says what to do. With ``quiet``
-    its own log (every retry of every mirror, on stderr) is silenced meanwhile: the one line says what failed."""
-    if quiet:
-        logging.disable(logging.WARNING)
+    what it writes on stderr meanwhile (a log line for every retry of every mirror, progress bars) is dropped: the
+    one line says what failed, and the summary what was written."""
     try:
-        yield
+        with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+            yield
     except (RuntimeError, OSError) as exc:
         text = str(exc.args[0]) if exc.args else str(exc)
         if not isinstance(exc, OSError) and "download" not in text.lower():
@@ -130,9 +130,6 @@ def _fetching(spec: str, quiet: bool) -> Iterator[None]:
         raise RdistillError(f"{spec}: ir_datasets could not fetch the collection ({text}); run `rdistill data "
                             "export` once where the internet is reachable: it caches the files in "
                             "$IR_DATASETS_HOME (~/.ir_datasets) and reads them offline afterwards") from None
-    finally:
-        if quiet:
-            logging.disable(logging.NOTSET)
 
 
 def _write_documents(out: TextIO, docs: Iterable[Any], recipe: Recipe) -> int:
