@@ -6,6 +6,7 @@ import hashlib
 import io
 import random
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -98,9 +99,16 @@ def test_window_follows_the_ranking_and_scores_come_from_scores(cli, files):
     assert mixed_up > 0  # the two windows differ, so this test would catch a swap
     result = cli("sample", "--strategy", "teacher", "--window", "1:10", *Q, "-G", "4",
                  input=files["teacher"].read_text())
+    assert result.exit_code == 0, result
     for g in groups(result.stdout):
         assert set(g["doc_ids"][1:]) <= top(teacher[g["query_id"]], 1, 10)
         assert g["meta"]["strategy"] == "teacher"
+
+
+def _ok(result: Any) -> str:
+    """The output of a run that must have succeeded (checked first, so a failure shows its stderr)."""
+    assert result.exit_code == 0, result
+    return str(result.stdout)
 
 
 def _shuffled_run(path: Path, seed: int) -> str:
@@ -128,6 +136,7 @@ def test_deterministic_whatever_the_input_order(cli, files, tmp_path):
     assert first.exit_code == second.exit_code == 0, (first, second)
     assert first.stdout == second.stdout
     other_seed = cli(*args[:-2], "9", "--scores", files["teacher"], input=files["bm25"].read_text())
+    assert other_seed.exit_code == 0, other_seed
     assert other_seed.stdout != first.stdout
 
 
@@ -200,13 +209,13 @@ def test_too_few_labelled_positives_and_one_per_query(cli, files):
     few = cli("sample", "--window", "1:3", *Q, "-G", "8", input=files["teacher"].read_text())
     assert few.exit_code == 0 and few.stdout == "" and "too few candidates" in few.stderr
     pos = positives()
-    default = groups(cli("sample", "--window", "1:20", *Q, "-G", "16", input=files["teacher"].read_text()).stdout)
-    authors = groups(cli("sample", "--window", "1:20", *Q, "-G", "16", "--include-labelled-positives",
-                         input=files["teacher"].read_text()).stdout)
+    default = groups(_ok(cli("sample", "--window", "1:20", *Q, "-G", "16", input=files["teacher"].read_text())))
+    authors = groups(_ok(cli("sample", "--window", "1:20", *Q, "-G", "16", "--include-labelled-positives",
+                             input=files["teacher"].read_text())))
     assert not any(set(g["doc_ids"][1:]) & pos[g["query_id"]] for g in default)
     assert any(set(g["doc_ids"][1:]) & pos[g["query_id"]] for g in authors)
     assert all(g["doc_ids"][0] not in g["doc_ids"][1:] for g in authors)
-    one = groups(cli("sample", "--one-per-query", *Q, input=files["teacher"].read_text()).stdout)
+    one = groups(_ok(cli("sample", "--one-per-query", *Q, input=files["teacher"].read_text())))
     assert len(one) == len({g["query_id"] for g in one}) < len(default)
 
 
@@ -250,3 +259,34 @@ def test_random_reads_no_ranking(cli, files):
     out = groups(result.stdout)
     assert out and all(g["scores"] is None and len(g["doc_ids"]) == 8 for g in out)
     assert "--emit-candidates" in result.stderr
+
+
+def test_window_and_random_on_sample_data(cli):
+    """The self-contained core (no ../shared): both sources on sample_data's hand-written run, qrels and corpus."""
+    from rdistill.io import read_qrels, read_run
+    from tests.conftest import SAMPLE
+
+    qrels, run = read_qrels(SAMPLE / "qrels.txt"), read_run(SAMPLE / "run.trec")
+    args = ["--qrels", SAMPLE / "qrels.txt", "--group-size", "3", "--seed", "1"]
+    window = cli("sample", "--strategy", "window", "--window", "1:10", *args, input=(SAMPLE / "run.trec").read_text())
+    assert window.exit_code == 0, window
+    got = groups(window.stdout)
+    # One group per judged positive; q3 has 3 run documents of which 2 are positive: too few negatives, skipped.
+    assert sorted((g["query_id"], g["doc_ids"][0]) for g in got) == [("q1", "d1"), ("q1", "d7"), ("q2", "d2"),
+                                                                       ("q2", "d4")]
+    assert "too few candidates (q3)" in window.stderr
+    for g in got:
+        pos = {d for d, r in qrels[g["query_id"]].items() if r > 0}
+        assert len(g["doc_ids"]) == 3 and g["labels"][0] == qrels[g["query_id"]][g["doc_ids"][0]]
+        assert not pos & set(g["doc_ids"][1:]) and set(g["doc_ids"]) <= set(run[g["query_id"]])
+        assert g["scores"] == [run[g["query_id"]][d] for d in g["doc_ids"]]
+    again = cli("sample", "--strategy", "window", "--window", "1:10", *args, input=(SAMPLE / "run.trec").read_text())
+    assert again.stdout == window.stdout
+    rand = cli("sample", "--strategy", "random", "--corpus", SAMPLE / "corpus.jsonl", "--no-scores",
+               "--qrels", SAMPLE / "qrels.txt", "--group-size", "4", "--seed", "1")
+    assert rand.exit_code == 0, rand
+    got = groups(rand.stdout)
+    assert len(got) == 8 and {g["query_id"] for g in got} == {"q1", "q2", "q3", "q4"}  # random reads no run
+    for g in got:
+        pos = {d for d, r in qrels[g["query_id"]].items() if r > 0}
+        assert g["scores"] is None and len(set(g["doc_ids"])) == 4 and not pos & set(g["doc_ids"][1:])
