@@ -645,10 +645,10 @@ def dequantise_onnx(path: str) -> Path:
             vocab_size=word.shape[0], hidden_size=word.shape[1], num_hidden_layers=len(layer_ids),
             intermediate_size=weights[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0],
             max_position_embeddings=weights[f"{prefix}embeddings.position_embeddings.weight"].shape[0],
-            type_vocab_size=weights[f"{prefix}embeddings.token_type_embeddings.weight"].shape[0],
-            num_labels=weights["classifier.weight"].shape[0] if kind == "cross" else 2)
-    except KeyError as missing:
-        raise UsageError(f"model {path}: not a BERT graph rdistill can rebuild (no weight {missing})") from None
+            type_vocab_size=weights[f"{prefix}embeddings.token_type_embeddings.weight"].shape[0])
+        config.num_labels = weights["classifier.weight"].shape[0] if kind == "cross" else 2
+    except KeyError as absent:
+        raise UsageError(f"model {path}: not a BERT graph rdistill can rebuild (no weight {absent})") from None
     known = _read_json(Path(path) / "config.json") or {}
     heads = [known["num_attention_heads"]] if "num_attention_heads" in known else _head_counts(graph,
                                                                                                  config.hidden_size)
