@@ -157,3 +157,22 @@ def test_dense_minilm_finds_its_document(cli, tmp_path: Path, minilm_path: Path)
     assert sum(firsts[d["_id"]] == d["_id"] for d in picked) >= 0.7 * len(picked)
     assert all((d["_id"], d["_id"]) in {(r[0], r[2]) for r in rows} for d in picked)
     assert all(0.0 < float(row[4]) <= 1.0 + 1e-6 for row in run_lines(result.stdout))  # normalised: cosine
+
+
+def test_bm25_segments_merge_to_the_same_index(cli, tmp_path: Path) -> None:
+    """Many small segments (forced) and the default budget give the same index files, byte for byte."""
+    from rdistill.retrieval.bm25 import BM25Params, build_bm25
+
+    build_bm25(str(CRAN), tmp_path / "many", BM25Params(), show_progress=False, segment_postings=3000)
+    result = cli("retrieve", "--corpus", CRAN, "--queries", CRAN, "--split", "test", "--k", "10",
+                 "--index", tmp_path / "idx", "--memory", "300M")
+    assert result.exit_code == 0, result
+    one = tmp_path / "idx" / "bm25"
+    assert json.loads((tmp_path / "many" / "meta.json").read_text())["stats"]["segments"] > 20
+    assert json.loads((one / "meta.json").read_text())["stats"]["segments"] == 1
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file() and p.name != "meta.json")
+    assert files and not any("segment" in f.name for f in (tmp_path / "many").rglob("*"))
+    for name in files:
+        assert (tmp_path / "many" / name).read_bytes() == (one / name).read_bytes(), name
+    bad = cli("retrieve", "--corpus", CRAN, "--queries", CRAN, "--split", "test", "--memory", "lots")
+    assert bad.exit_code == 2 and "--memory" in bad.stderr

@@ -11,13 +11,16 @@ Variants (``variant``):
 
 Each (term, document) weight is precomputed in float64 into a term-major sparse matrix saved in bm25s's format;
 bm25s loads it memory-mapped and sums a query's columns. The arithmetic follows rank_bm25's expression in the
-same order, so the scores are bit-identical to BM25Okapi's for the same tokens. The build streams the corpus and
-keeps postings in flat numpy arrays (grown in chunks), never a Python object per document.
+same order, so the scores are bit-identical to BM25Okapi's for the same tokens. The build streams the corpus into
+sorted segments on disk and merges them (:mod:`rdistill.retrieval.segments`), so its memory is set by a budget,
+not by the corpus; only the vocabulary and one int32 length per document stay in memory throughout.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rdistill.errors import InputError, UsageError
+from rdistill.retrieval.segments import DEFAULT_MEMORY, SegmentWriter, merge, parse_memory
 from rdistill.retrieval.store import (
     DocIds,
     DocIdWriter,
@@ -37,7 +41,7 @@ from rdistill.retrieval.store import (
 from rdistill.retrieval.tokenize import Tokenizer, TokenizerSettings
 
 VARIANTS = ("okapi", "lucene")
-CHUNK = 1 << 20  # postings buffered in Python lists before they go into numpy arrays
+CHUNK = 1 << 20  # values buffered in a Python list before they go into a numpy array
 
 
 @dataclass(frozen=True)
@@ -107,28 +111,31 @@ def weights(params: BM25Params, idf: np.ndarray, tf: np.ndarray, dl: np.ndarray,
     return idf * (tf / (tf + k1 * (1 - b + b * dl / avgdl)))
 
 
-def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: bool = True) -> None:
-    """Tokenise ``corpus`` once and write the index to ``folder`` (replacing it atomically)."""
-    import bm25s
-
+def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: bool = True,
+               memory: int | str = DEFAULT_MEMORY, segment_postings: int | None = None) -> None:
+    """Tokenise ``corpus`` once and write the index to ``folder`` (replacing it atomically), in about ``memory``
+    bytes of resident memory (``1G``, ``512M``) whatever the corpus's size: see :mod:`rdistill.retrieval.segments`.
+    ``segment_postings`` fixes the segment and merge-block size instead (the index is the same either way).
+    """
     from rdistill.data import iter_corpus
     from rdistill.progress import progress
 
+    budget = parse_memory(memory) if isinstance(memory, str) else memory
     tokenize = Tokenizer(params.tokenizer)
     tmp = begin_build(folder)
     ids = DocIdWriter(tmp)
     vocab: dict[str, int] = {}
-    terms, docs, tfs, lengths = _Growing(np.int32), _Growing(np.int32), _Growing(np.int32), _Growing(np.int64)
+    spill = SegmentWriter(tmp / "segments", budget, segment_postings)
+    lengths = _Growing(np.int32)
     # The corpus is streamed, so the bar counts documents without a total.
     bar = progress(None, "indexing (bm25)", "doc") if show_progress else None
     for n, doc in enumerate(iter_corpus(corpus)):
         ids.add(doc.doc_id)
         tokens = tokenize(doc.full_text)
         counts = Counter(tokens)  # first-seen order, which fixes term ids in the order rank_bm25 meets terms
-        terms.extend(vocab.setdefault(token, len(vocab)) for token in counts)
-        tfs.extend(counts.values())
-        docs.extend([n] * len(counts))
+        spill.add(n, [vocab.setdefault(token, len(vocab)) for token in counts], list(counts.values()))
         lengths.extend((len(tokens),))
+        spill.maybe_flush(len(vocab))
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -137,31 +144,45 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     n_docs = ids.count
     if n_docs == 0:
         raise InputError(corpus, None, "empty corpus: no documents")
-    term, doc, tf, dl = terms.array(), docs.array(), tfs.array(), lengths.array()
-    n_postings = len(term)
-    df = np.bincount(term, minlength=len(vocab))
-    avgdl = int(dl.sum()) / n_docs
+    spill.flush(len(vocab))
+    df = np.zeros(len(vocab), dtype=np.int64)
+    for segment in spill.segments:
+        df += segment.counts(0, len(vocab))
+    dl = lengths.array()
+    avgdl = int(dl.sum(dtype=np.int64)) / n_docs
     idf = idf_okapi(df, n_docs, params.epsilon) if params.variant == "okapi" else idf_lucene(df, n_docs)
-    order = np.argsort(term, kind="stable")  # term-major; documents stay in corpus order within a term
-    indices = doc[order]
-    data = np.empty(n_postings, dtype=np.float64)
-    # Weights are computed in sorted order, a block at a time, so the build's peak memory stays near the
-    # postings themselves (~30 bytes each) instead of a dozen full-size temporaries.
-    for start in range(0, n_postings, CHUNK):
-        o = order[start:start + CHUNK]
-        data[start:start + CHUNK] = weights(params, idf[term[o]], tf[o], dl[doc[o]], avgdl)
-    del term, doc, tf, order
+
+    def weigh(term: np.ndarray, tf: np.ndarray, doc: np.ndarray) -> np.ndarray:
+        return weights(params, idf[term], tf, dl[doc], avgdl)
+
+    out = tmp / "bm25s"
+    out.mkdir()
+    merge(spill.segments, df, out / "data.csc.index.npy", out / "indices.csc.index.npy", weigh, budget,
+          segment_postings)
+    shutil.rmtree(spill.folder)
     indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
+    np.save(out / "indptr.csc.index.npy", indptr)
+    write_bm25s_meta(out, params, vocab, n_docs)
+    meta = {"kind": "bm25", "build": build_key(corpus, params),
+            "stats": {"documents": n_docs, "terms": len(vocab), "postings": spill.n_postings, "avgdl": avgdl,
+                      "segments": len(spill.segments)}}
+    finish_build(tmp, folder, meta)
+
+
+def write_bm25s_meta(out: Path, params: BM25Params, vocab: dict[str, int], n_docs: int) -> None:
+    """bm25s's vocabulary and parameter files, as ``bm25s.BM25.save`` writes them, so ``BM25.load`` reads the
+    folder (the three arrays are written by :func:`rdistill.retrieval.segments.merge` and the build)."""
+    import bm25s
+    import orjson
+
     engine = bm25s.BM25(k1=params.k1, b=params.b, method="lucene" if params.variant == "lucene" else "robertson",
                         dtype="float64", int_dtype="int32")
-    engine.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
-    engine.vocab_dict = vocab
-    engine.nonoccurrence_array = None  # only BM25L and BM25+ use it
-    engine.save(tmp / "bm25s", show_progress=False)
-    meta = {"kind": "bm25", "build": build_key(corpus, params),
-            "stats": {"documents": n_docs, "terms": len(vocab), "postings": n_postings, "avgdl": avgdl}}
-    finish_build(tmp, folder, meta)
+    (out / "vocab.index.json").write_bytes(orjson.dumps(vocab))
+    settings = {"k1": engine.k1, "b": engine.b, "delta": engine.delta, "method": engine.method,
+                "idf_method": engine.idf_method, "dtype": engine.dtype, "int_dtype": engine.int_dtype,
+                "num_docs": n_docs, "version": bm25s.__version__, "backend": engine.backend}
+    (out / "params.index.json").write_text(json.dumps(settings, indent=4))
 
 
 def build_key(corpus: str, params: BM25Params) -> dict[str, Any]:
@@ -182,10 +203,11 @@ class BM25Index:
 
     @classmethod
     def open(cls, corpus: str, folder: Path, params: BM25Params, rebuild: bool = False,
-             show_progress: bool = True) -> BM25Index:
-        """Reuse the index in ``folder`` when it was built from this corpus with these settings; else build it."""
+             show_progress: bool = True, memory: int | str = DEFAULT_MEMORY) -> BM25Index:
+        """Reuse the index in ``folder`` when it was built from this corpus with these settings; else build it
+        (in about ``memory`` bytes: the budget changes how the build spills to disk, never the index)."""
         if rebuild or not check_reuse(folder, build_key(corpus, params), "BM25"):
-            build_bm25(corpus, folder, params, show_progress)
+            build_bm25(corpus, folder, params, show_progress, memory)
         return cls(folder, params)
 
     def token_ids(self, text: str) -> np.ndarray:

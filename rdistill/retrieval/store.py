@@ -23,12 +23,14 @@ META = "meta.json"
 
 
 class DocIdWriter:
-    """Appends ids while the corpus streams by; offsets are kept as a compact int64 array, not a Python list."""
+    """Appends ids while the corpus streams by; ids and offsets both go straight to disk (nothing per document is
+    kept in memory), and ``close`` turns the raw offsets into the .npy that :class:`DocIds` maps."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.fh: BinaryIO = open(folder / DOCIDS, "wb")  # noqa: SIM115 - closed in close()
-        self.offsets = np.zeros(1024, dtype=np.int64)
+        self.raw: BinaryIO = open(folder / (OFFSETS + ".raw"), "wb")  # noqa: SIM115 - closed in close()
+        self.pending: list[int] = [0]
         self.count = 0
         self.position = 0
 
@@ -37,13 +39,24 @@ class DocIdWriter:
         self.fh.write(data)
         self.position += len(data)
         self.count += 1
-        if self.count >= len(self.offsets):
-            self.offsets = np.resize(self.offsets, 2 * len(self.offsets))
-        self.offsets[self.count] = self.position
+        self.pending.append(self.position)
+        if len(self.pending) >= 1 << 16:
+            self._spill()
+
+    def _spill(self) -> None:
+        self.raw.write(np.array(self.pending, dtype="<i8").tobytes())
+        self.pending = []
 
     def close(self) -> None:
         self.fh.close()
-        np.save(self.folder / OFFSETS, self.offsets[: self.count + 1])
+        self._spill()
+        self.raw.close()
+        raw = self.folder / (OFFSETS + ".raw")
+        with open(self.folder / OFFSETS, "wb") as out, open(raw, "rb") as src:
+            np.lib.format.write_array_header_1_0(out, {"descr": "<i8", "fortran_order": False,
+                                                       "shape": (self.count + 1,)})
+            shutil.copyfileobj(src, out, 1 << 20)
+        raw.unlink()
 
 
 class DocIds:
