@@ -133,7 +133,11 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
         ids.add(doc.doc_id)
         tokens = tokenize(doc.full_text)
         counts = Counter(tokens)  # first-seen order, which fixes term ids in the order rank_bm25 meets terms
-        spill.add(n, [vocab.setdefault(token, len(vocab)) for token in counts], list(counts.values()))
+        try:
+            term_ids = list(map(vocab.__getitem__, counts))  # in C; most documents bring no new term
+        except KeyError:
+            term_ids = [vocab.setdefault(token, len(vocab)) for token in counts]
+        spill.add(n, term_ids, list(counts.values()))
         lengths.extend((len(tokens),))
         spill.maybe_flush(len(vocab))
         if bar is not None:
