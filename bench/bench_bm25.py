@@ -11,6 +11,9 @@ the large corpus it is timed on the first --slow-queries queries only; queries/s
 
     .venv/bin/python bench/bench_bm25.py                  # scifact + 100k synthetic
     .venv/bin/python bench/bench_bm25.py --docs 200000
+    # index build memory against corpus size: this tree's segmented build (--memory) against the in-memory build
+    # of --baseline-rev (taken from git), each in its own child process, sizes interleaved:
+    .venv/bin/python bench/bench_bm25.py --scale 200000,500000,1000000 --baseline-max 200000
     # rank_bm25's own run (same tokens, top 100, matching documents only), to evaluate beside `rdistill retrieve`:
     .venv/bin/python bench/bench_bm25.py --rank-bm25-run ../shared/data/scifact --split test > rank_bm25.trec
 """
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +64,18 @@ def child_rdistill(corpus: str, queries: list[str], index_dir: str) -> dict:
     search = time.perf_counter() - start
     return {"build_s": build, "build_peak_rss_mb": build_rss, "search_s": search, "queries": len(queries),
             "top10": [[d for d, _ in t] for t in tops],
+            "index_mb": sum(f.stat().st_size for f in Path(index_dir).rglob("*") if f.is_file()) / 2**20}
+
+
+def child_build(corpus: str, index_dir: str, memory: str) -> dict:
+    """Only the index build, so ru_maxrss is the build's peak (imports included)."""
+    from rdistill.retrieval.bm25 import BM25Params, build_bm25
+
+    start = time.perf_counter()
+    extra = {"memory": memory} if memory else {}  # the baseline revision's build takes no budget
+    build_bm25(corpus, Path(index_dir), BM25Params(), show_progress=False, **extra)
+    meta = json.loads((Path(index_dir) / "meta.json").read_text())
+    return {"build_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(), **meta["stats"],
             "index_mb": sum(f.stat().st_size for f in Path(index_dir).rglob("*") if f.is_file()) / 2**20}
 
 
@@ -112,9 +129,42 @@ def rank_bm25_run(corpus: str, split: str | None) -> None:
         sys.stdout.write(format_run_query(qid, hits, "rank_bm25", K))
 
 
-def in_child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
+def in_child(*args: str, tree: Path = ROOT) -> dict:
+    """Run a child of this script with ``tree``'s rdistill first on the path (this checkout, or the baseline's)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True,
+                         env=env)
     return json.loads(out.stdout)
+
+
+def scale(sizes: list[int], memory: str, baseline_rev: str, baseline_max: int, scratch: Path) -> None:
+    """Peak build memory and time at several corpus sizes, ours against the baseline revision's build."""
+    baseline = scratch / "baseline"
+    baseline.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline_rev, "rdistill"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+    print(f"baseline: the in-memory build of {baseline_rev} (git archive); ours: --memory {memory}")
+    print("documents  system    build s  docs/s  peak RSS MiB  postings  segments  index MiB")
+    ours: dict[int, dict] = {}
+    for n in sizes:
+        corpus = scratch / f"synthetic-{n}.jsonl"
+        synthesize(n, corpus)
+        runs = [("ours", ROOT, memory)] + ([("baseline", baseline, "")] if n <= baseline_max else [])
+        for name, tree, budget in runs:
+            r = in_child("build", str(corpus), str(scratch / f"idx-{name}-{n}"), budget, tree=tree)
+            if name == "ours":
+                ours[n] = r
+            print(f"{n:>9,}  {name:<8} {r['build_s']:>8.1f} {n / r['build_s']:>7.0f} {r['peak_rss_mb']:>13.0f} "
+                  f"{r['postings']:>9,} {r.get('segments', 1):>9} {r['index_mb']:>10.0f}", flush=True)
+            shutil.rmtree(scratch / f"idx-{name}-{n}")
+        corpus.unlink()
+    if len(ours) > 1:
+        lo, hi = min(ours), max(ours)
+        slope = (ours[hi]["peak_rss_mb"] - ours[lo]["peak_rss_mb"]) / ((hi - lo) / 1000)
+        per_posting = ours[hi]["index_mb"] * 2**20 / ours[hi]["postings"]
+        print(f"ours: peak RSS growth {slope:.3f} MiB per 1,000 documents between {lo:,} and {hi:,}; "
+              f"index {per_posting:.1f} bytes per posting; {sum(r['postings'] for r in ours.values()) / sum(r['build_s'] for r in ours.values()) / 1e6:.2f} M postings/s")
 
 
 def synthesize(n_docs: int, path: Path) -> None:
@@ -155,6 +205,13 @@ def main() -> None:
     parser.add_argument("--slow-queries", type=int, default=20, help="queries rank_bm25 is timed on (large corpus)")
     parser.add_argument("--rank-bm25-run", metavar="CORPUS", help="only write rank_bm25's run for CORPUS")
     parser.add_argument("--split", help="split of --rank-bm25-run's BEIR folder")
+    parser.add_argument("--scale", metavar="N,N,...", help="only the build-memory table at these corpus sizes")
+    parser.add_argument("--memory", default="1G", help="our build's --memory budget (--scale)")
+    parser.add_argument("--baseline-rev", default="6e1d5df",
+                        help="git revision whose rdistill is the baseline build (--scale); default: the last "
+                        "in-memory build")
+    parser.add_argument("--baseline-max", type=int, default=200_000,
+                        help="largest size the baseline builds (--scale); its memory grows with the corpus")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rank_bm25_run:
@@ -164,6 +221,8 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "baseline":
             result = child_baseline()
+        elif kind == "build":
+            result = child_build(*rest)
         elif kind == "rdistill":
             result = child_rdistill(rest[0], json.loads(rest[1]), rest[2])
         else:
@@ -171,6 +230,11 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    if args.scale:
+        with tempfile.TemporaryDirectory(prefix="bench-bm25-") as tmp:
+            scale([int(n) for n in args.scale.split(",")], args.memory, args.baseline_rev, args.baseline_max,
+                  Path(tmp))
+        return
     from rdistill.data import load_queries
 
     queries = list(load_queries(str(DATA / "scifact"), "test").values())
