@@ -1,12 +1,15 @@
-"""Effectiveness measures with trec_eval's semantics, computed by ranx.
+"""Effectiveness measures with trec_eval's semantics, computed with numpy over the whole run at once.
 
-ranx is the engine (its numba kernels for nDCG, AP, RR, P and R); this module makes its numbers equal trec_eval's:
+The measures are ranx's kernels (nDCG, AP, RR, P and R, whose numbers the tests hold equal to trec_eval's)
+restated on flat arrays: every query's ranking is laid end to end, and each measure is a handful of vectorised
+operations plus per-query sums in rank order (``np.bincount`` with weights adds in input order, as the kernels'
+loops do). Importing ranx costs seconds (pandas, scipy.stats, matplotlib) and its numba kernels a compile or a
+cache load; on a 1 M-line run that was most of ``rdistill eval``'s time.
 
 - Order. trec_eval ranks a query's documents by score descending, ties broken by docno descending, and ignores the
-  rank column. ranx would sort by score alone, so ties would land in an arbitrary order. We sort with
-  :func:`rdistill.io.sort_query` (trec_eval's order) and hand ranx the ranked arrays directly, so it never sorts.
-- Ids. ranx hashes doc ids into float64 (two ids can collide); we number each query's judged documents 0..m-1
-  instead and give every unjudged document -1, which no judged id equals.
+  rank column. Each query is sorted so (a lexsort on score, then docno), whatever the order of the file.
+- Ids. Each ranked document's judged level is looked up in the qrels (-inf when unjudged, which no level reaches),
+  so ids are compared as strings, never hashed.
 - Queries. trec_eval evaluates the queries that have both judgments and results: a run's query missing from the
   qrels is ignored, a judged query with no relevant document counts (as 0), and the mean is over those queries.
   With ``complete`` (trec_eval -c), every judged query counts and one missing from the run scores 0 on every measure.
@@ -17,14 +20,14 @@ ranx is the engine (its numba kernels for nDCG, AP, RR, P and R); this module ma
 
 from __future__ import annotations
 
+import math
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from rdistill.errors import UsageError
-from rdistill.io import sort_query
 from rdistill.schema import Qrels, Run
 
 # ranx name -> what it measures and its trec_eval counterpart (for help texts and error messages).
@@ -99,50 +102,141 @@ class Evaluation:
         return dict(self.mean)
 
 
-def _query_arrays(judged: dict[str, int], docs: dict[str, float]) -> tuple[Any, Any]:
-    """(qrels, run) arrays of one query in ranx's layout: rows of (doc number, value), each sorted as ranx expects."""
+class RunTable:
+    """A run as columns: the distinct query ids, and per line its query's index, document id and score.
+
+    :func:`rdistill.io.read_run_table` reads a file into one without a Python dict per query; :meth:`from_run`
+    converts a :data:`~rdistill.schema.Run`.
+    """
+
+    def __init__(self, queries: list[str], query_index: Any, docs: list[str], scores: Any) -> None:
+        self.queries = queries
+        self.query_index = query_index  # int64 per line
+        self.docs = docs
+        self.scores = scores  # float64 per line
+
+    @classmethod
+    def from_run(cls, run: Run) -> RunTable:
+        import numpy as np
+
+        docs: list[str] = []
+        scores: list[float] = []
+        sizes = []
+        for ranked in run.values():
+            docs.extend(ranked)
+            scores.extend(ranked.values())
+            sizes.append(len(ranked))
+        index = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        return cls(list(run), index, docs, np.array(scores, dtype=np.float64))
+
+    def __contains__(self, query_id: str) -> bool:
+        return query_id in self.positions
+
+    @property
+    def positions(self) -> dict[str, int]:
+        if not hasattr(self, "_positions"):
+            self._positions = {q: i for i, q in enumerate(self.queries)}
+        return self._positions
+
+
+class _Ranked:
+    """The common queries' rankings in trec_eval's order, flattened: per line its query (0..n-1), its rank
+    (0-based) and the judged level of its document (-inf when unjudged, which no --rel-level reaches)."""
+
+    def __init__(self, qrels: Qrels, table: RunTable, common: list[str]) -> None:
+        import numpy as np
+
+        positions = table.positions
+        by_query = np.argsort(table.query_index, kind="stable")
+        bounds = np.searchsorted(table.query_index[by_query], np.arange(len(table.queries) + 1))
+        docs_all = table.docs
+        parts, levels, sizes = [], [], []
+        for q in common:
+            i = positions[q]
+            lines = by_query[bounds[i]:bounds[i + 1]]
+            docs = [docs_all[j] for j in lines.tolist()]
+            # trec_eval's order: score descending, ties by docno descending (lexsort ascending, reversed).
+            order = np.lexsort((np.array(docs), table.scores[lines]))[::-1]
+            lines = lines[order]
+            ranked_docs = [docs[j] for j in order.tolist()]
+            levels.append(np.fromiter(map(qrels[q].get, ranked_docs, repeat(-math.inf)), dtype=np.float64,
+                                      count=len(order)))
+            parts.append(lines)
+            sizes.append(len(lines))
+        self.sizes = np.array(sizes, dtype=np.int64)
+        self.query = np.repeat(np.arange(len(common), dtype=np.int64), self.sizes)
+        starts = np.zeros(len(common), dtype=np.int64)
+        np.cumsum(self.sizes[:-1], out=starts[1:])
+        self.rank = np.arange(len(self.query), dtype=np.int64) - starts[self.query]
+        self.level = np.concatenate(levels) if levels else np.zeros(0)
+        self.judged = [sorted(qrels[q].values(), reverse=True) for q in common]
+
+
+def _score(measure: Measure, ranked: _Ranked, level: int) -> Any:
+    """One measure for every common query, as ranx's kernels compute it on trec_eval's ranking (sums run in rank
+    order, one query at a time, as theirs do: ``np.bincount`` adds its weights in input order)."""
     import numpy as np
 
-    # Judged documents sorted by level descending: ranx computes the ideal DCG from the qrels array as given.
-    ranked_judged = sorted(judged.items(), key=lambda item: item[1], reverse=True)
-    number = {doc: i for i, (doc, _) in enumerate(ranked_judged)}
-    qrels = np.array([(i, level) for i, (_, level) in enumerate(ranked_judged)], dtype=np.float64).reshape(-1, 2)
-    ranked = sort_query(docs)
-    n = len(ranked)
-    run = np.empty((n, 2), dtype=np.float64)
-    run[:, 0] = np.fromiter((number.get(doc, -1) for doc, _ in ranked), dtype=np.float64, count=n)
-    run[:, 1] = np.arange(n, 0, -1, dtype=np.float64)  # strictly decreasing: the order is exactly trec_eval's
-    return qrels, run
+    n_q = len(ranked.sizes)
+    k = measure.k
+    cut = np.minimum(ranked.sizes, k) if k else ranked.sizes  # ranx's fix_k: at most the ranking's length
+    top = ranked.rank < cut[ranked.query]
+    relevant = ranked.level >= level
+    hit = top & relevant
+    n_rel = np.array([sum(v >= level for v in judged) for judged in ranked.judged], dtype=np.float64)
+    hits = np.bincount(ranked.query[hit], minlength=n_q).astype(np.float64)
+    base = measure.base
+    if base == "precision":
+        return hits / (k if k else ranked.sizes)
+    out = np.zeros(n_q, dtype=np.float64)
+    has = n_rel > 0
+    if base == "recall":
+        out[has] = hits[has] / n_rel[has]
+    elif base == "mrr":
+        at = np.flatnonzero(hit)
+        first, index = np.unique(ranked.query[at], return_index=True)
+        out[first] = 1 / (ranked.rank[at[index]] + 1)
+    elif base == "map":
+        at = np.flatnonzero(hit)
+        # Hits so far at each hit, within its query: a running count over the flattened hits, less the count
+        # before the query's first hit (integers, so exact).
+        running = np.arange(1, len(at) + 1, dtype=np.int64)
+        first = np.searchsorted(ranked.query[at], ranked.query[at], side="left")
+        precision = (running - first) / (ranked.rank[at] + 1)
+        sums = np.bincount(ranked.query[at], weights=precision, minlength=n_q)
+        out[has] = sums[has] / n_rel[has]
+    else:  # ndcg: gains are the levels of documents judged at least `level`, over the ideal ordering's DCG
+        at = np.flatnonzero(hit)
+        gains = ranked.level[at] / np.log2(ranked.rank[at].astype(np.float64) + 2)
+        dcg = np.bincount(ranked.query[at], weights=gains, minlength=n_q)
+        for i, judged in enumerate(ranked.judged):
+            kept = [v for v in judged if v >= level]
+            if not kept:
+                continue
+            ideal = np.array(kept[: k or len(kept)], dtype=np.float64)
+            idcg = 0.0
+            for g in (ideal / np.log2(np.arange(1, len(ideal) + 1) + 1)).tolist():
+                idcg += g
+            out[i] = dcg[i] / (idcg if idcg != 0 else 1.0)
+    return out
 
 
-def _kernel(base: str) -> Any:
-    from ranx import metrics
-
-    return {"ndcg": metrics.ndcg, "map": metrics.average_precision, "mrr": metrics.reciprocal_rank,
-            "precision": metrics.precision, "recall": metrics.recall}[base]
-
-
-def evaluate(qrels: Qrels, run: Run, measures: Sequence[Measure] | str = DEFAULT_METRICS, *, name: str = "run",
-             complete: bool = False, rel_level: int = 1) -> Evaluation:
+def evaluate(qrels: Qrels, run: Run | RunTable, measures: Sequence[Measure] | str = DEFAULT_METRICS, *,
+             name: str = "run", complete: bool = False, rel_level: int = 1) -> Evaluation:
     """Score ``run`` against ``qrels`` as trec_eval would (``complete`` = trec_eval -c, ``rel_level`` = -l)."""
-    from numba.typed import List as TypedList
-
     parsed = parse_measures(measures) if isinstance(measures, str) else [
         m if isinstance(m, Measure) else parse_measure(m) for m in measures]
-    common = sorted(q for q in qrels if q in run)  # trec_eval reports queries in qid (strcmp) order
+    table = run if isinstance(run, RunTable) else RunTable.from_run(run)
+    common = sorted(q for q in qrels if q in table)  # trec_eval reports queries in qid (strcmp) order
     if not common:
         raise UsageError(f"{name}: no query of the run appears in the qrels (run has e.g. "
-                         f"{next(iter(run))!r}, qrels {next(iter(qrels))!r}); wrong --qrels or --split?")
-    missing = sorted(q for q in qrels if q not in run)
-    arrays = [_query_arrays(qrels[q], run[q]) for q in common]
-    qrels_list = TypedList([a[0] for a in arrays])
-    run_list = TypedList([a[1] for a in arrays])
+                         f"{table.queries[0]!r}, qrels {next(iter(qrels))!r}); wrong --qrels or --split?")
+    missing = sorted(q for q in qrels if q not in table)
+    ranked = _Ranked(qrels, table, common)
     result = Evaluation(name, sorted(common + missing) if complete else common, missing=len(missing))
     for measure in parsed:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numba's "unsafe cast uint64 to int64" on prange indexes
-            scores = _kernel(measure.base)(qrels_list, run_list, measure.k, measure.rel_level(rel_level))
-        values = {q: float(v) for q, v in zip(common, scores, strict=True)}
+        scores = _score(measure, ranked, measure.rel_level(rel_level))
+        values = {q: float(v) for q, v in zip(common, scores.tolist(), strict=True)}
         if complete:
             values.update({q: 0.0 for q in missing})  # an empty ranking scores 0 on every measure here
             values = {q: values[q] for q in result.queries}
