@@ -53,11 +53,11 @@ def command(
 ) -> None:
     """Evaluate TREC runs against qrels, exactly as trec_eval would, and compare them.
 
-    Measures are computed by ranx on each query's documents ranked as trec_eval ranks them (score descending, ties
-    by docno descending; the rank column is ignored), so every value equals trec_eval's: map, recip_rank (mrr),
-    P_K (precision@K), recall_K (recall@K), ndcg_cut_K (ndcg@K), map_cut_K (map@K). As in trec_eval, a run's
-    queries without judgments are ignored, a judged query without relevant documents scores 0, and the mean is
-    over the queries with both judgments and results unless -c is given.
+    Measures (ranx's definitions, computed with numpy) are taken on each query's documents ranked as trec_eval
+    ranks them (score descending, ties by docno descending; the rank column is ignored), so every value equals
+    trec_eval's: map, recip_rank (mrr), P_K (precision@K), recall_K (recall@K), ndcg_cut_K (ndcg@K), map_cut_K
+    (map@K). As in trec_eval, a run's queries without judgments are ignored, a judged query without relevant
+    documents scores 0, and the mean is over the queries with both judgments and results unless -c is given.
 
     Several runs print side by side, one row each, followed by the tests that compare them: a two-sided paired
     t-test of each run against the baseline per measure, p-values corrected over the runs (Holm by default), and
