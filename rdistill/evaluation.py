@@ -24,7 +24,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any
 
 from rdistill.errors import UsageError
@@ -146,30 +146,37 @@ class _Ranked:
     def __init__(self, qrels: Qrels, table: RunTable, common: list[str]) -> None:
         import numpy as np
 
+        slot = np.full(len(table.queries), -1, dtype=np.int64)  # table query -> position in `common`, or -1
         positions = table.positions
-        by_query = np.argsort(table.query_index, kind="stable")
-        bounds = np.searchsorted(table.query_index[by_query], np.arange(len(table.queries) + 1))
-        docs_all = table.docs
-        parts, levels, sizes = [], [], []
-        for q in common:
-            i = positions[q]
-            lines = by_query[bounds[i]:bounds[i + 1]]
-            docs = [docs_all[j] for j in lines.tolist()]
-            # trec_eval's order: score descending, ties by docno descending (lexsort ascending, reversed).
-            order = np.lexsort((np.array(docs), table.scores[lines]))[::-1]
-            lines = lines[order]
-            ranked_docs = [docs[j] for j in order.tolist()]
-            levels.append(np.fromiter(map(qrels[q].get, ranked_docs, repeat(-math.inf)), dtype=np.float64,
-                                      count=len(order)))
-            parts.append(lines)
-            sizes.append(len(lines))
-        self.sizes = np.array(sizes, dtype=np.int64)
-        self.query = np.repeat(np.arange(len(common), dtype=np.int64), self.sizes)
-        starts = np.zeros(len(common), dtype=np.int64)
-        np.cumsum(self.sizes[:-1], out=starts[1:])
-        self.rank = np.arange(len(self.query), dtype=np.int64) - starts[self.query]
-        self.level = np.concatenate(levels) if levels else np.zeros(0)
+        slot[[positions[q] for q in common]] = np.arange(len(common))
+        query = slot[table.query_index]
+        lines = np.flatnonzero(query >= 0)
+        # By query, then score descending (a stable sort: the file order among equal scores, fixed below).
+        order = lines[np.lexsort((-table.scores[lines], query[lines]))]
+        query = query[order]
+        scores = table.scores[order]
+        docs = table.docs
+        tied = np.flatnonzero((scores[1:] == scores[:-1]) & (query[1:] == query[:-1]))
+        if len(tied):
+            # trec_eval breaks ties by docno descending: sort each run of equal scores by its ids (in Python:
+            # tie runs are short in real runs, and a whole query of equal scores is one plain sort).
+            starts = tied[np.r_[True, np.diff(tied) > 1]]
+            ends = tied[np.r_[np.diff(tied) > 1, True]] + 2
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                order[a:b] = sorted(order[a:b].tolist(), key=docs.__getitem__, reverse=True)
+        self.sizes = np.bincount(query, minlength=len(common))
+        self.query = query
+        begins = np.zeros(len(common), dtype=np.int64)
+        np.cumsum(self.sizes[:-1], out=begins[1:])
+        self.rank = np.arange(len(query), dtype=np.int64) - begins[query]
+        ranked_docs = list(map(docs.__getitem__, order.tolist()))
+        bounds = np.r_[begins, len(query)].tolist()
+        self.level = np.fromiter(
+            chain.from_iterable(map(qrels[q].get, ranked_docs[bounds[i]:bounds[i + 1]], repeat(-math.inf))
+                                for i, q in enumerate(common)), dtype=np.float64, count=len(query))
         self.judged = [sorted(qrels[q].values(), reverse=True) for q in common]
+        self.judged_level = np.array([v for levels in self.judged for v in levels], dtype=np.float64)
+        self.judged_query = np.repeat(np.arange(len(common)), [len(levels) for levels in self.judged])
 
 
 def _score(measure: Measure, ranked: _Ranked, level: int) -> Any:
@@ -183,7 +190,7 @@ def _score(measure: Measure, ranked: _Ranked, level: int) -> Any:
     top = ranked.rank < cut[ranked.query]
     relevant = ranked.level >= level
     hit = top & relevant
-    n_rel = np.array([sum(v >= level for v in judged) for judged in ranked.judged], dtype=np.float64)
+    n_rel = np.bincount(ranked.judged_query[ranked.judged_level >= level], minlength=n_q).astype(np.float64)
     hits = np.bincount(ranked.query[hit], minlength=n_q).astype(np.float64)
     base = measure.base
     if base == "precision":
