@@ -176,3 +176,22 @@ def test_bm25_segments_merge_to_the_same_index(cli, tmp_path: Path) -> None:
         assert (tmp_path / "many" / name).read_bytes() == (one / name).read_bytes(), name
     bad = cli("retrieve", "--corpus", CRAN, "--queries", CRAN, "--split", "test", "--memory", "lots")
     assert bad.exit_code == 2 and "--memory" in bad.stderr
+
+
+def test_bm25_hits_equal_full_scores(tmp_path: Path) -> None:
+    """Search's sparse and dense paths give the matching documents and their full-array scores, bit for bit."""
+    from rdistill.data import load_queries
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+
+    index = BM25Index.open(str(CRAN), tmp_path / "idx", BM25Params(), show_progress=False)
+    n_docs, paths = len(index.ids), set()
+    indptr, indices = index.engine.scores["indptr"], index.engine.scores["indices"]
+    rare = np.flatnonzero(np.diff(indptr) < 5)[:3].astype(np.int32)  # terms of a few documents: the sparse path
+    queries = [index.token_ids(text) for text in load_queries(str(CRAN), "test").values()]
+    for token_ids in [*queries, rare, rare[[0, 0, 1]], np.r_[rare, queries[0][:1]]]:
+        docs, values = index.hits(token_ids)
+        full = index.scores(token_ids)
+        holding = np.unique(np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in token_ids]))
+        assert np.array_equal(docs, holding) and np.array_equal(values, full[docs])
+        paths.add(sum(int(indptr[t + 1] - indptr[t]) for t in token_ids) > n_docs // 8)
+    assert paths == {True, False}  # both the sparse and the dense path ran

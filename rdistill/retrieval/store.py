@@ -8,6 +8,7 @@ retrieved documents are ever decoded.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -60,18 +61,27 @@ class DocIdWriter:
 
 
 class DocIds:
-    """Memory-mapped document ids: ``ids[i]`` decodes one id."""
+    """Memory-mapped document ids: ``ids[i]`` decodes one id, ``ids.many(indices)`` several at once."""
 
     def __init__(self, folder: Path) -> None:
         self.offsets = np.load(folder / OFFSETS, mmap_mode="r")
-        size = (folder / DOCIDS).stat().st_size
-        self.data = np.memmap(folder / DOCIDS, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+        self.data: mmap.mmap | bytes = b""
+        if (folder / DOCIDS).stat().st_size:
+            with open(folder / DOCIDS, "rb") as fh:
+                self.data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        return self.data[int(self.offsets[i]):int(self.offsets[i + 1])].tobytes().decode("utf-8")
+        return self.data[int(self.offsets[i]):int(self.offsets[i + 1])].decode("utf-8")
+
+    def many(self, indices: np.ndarray) -> list[str]:
+        """Ids of several documents: two gathers from the offsets, then a slice of the mapped file per id."""
+        data = self.data
+        starts = self.offsets[indices].tolist()
+        ends = self.offsets[np.asarray(indices) + 1].tolist()
+        return [data[a:b].decode("utf-8") for a, b in zip(starts, ends, strict=True)]
 
 
 def corpus_fingerprint(spec: str) -> dict[str, Any]:
@@ -125,15 +135,15 @@ def finish_build(tmp: Path, folder: Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, folder)
 
 
-def top_k(scores: np.ndarray, candidates: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
-    """The ``k`` best candidates, plus every candidate tied with the k-th score, as docno -> score.
+def top_k(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
+    """The ``k`` best candidates (document indices with their scores), plus every candidate tied with the k-th
+    score, as docno -> score.
 
     Keeping the boundary ties lets :func:`rdistill.io.format_run_query` cut at k in trec_eval's order (score,
     then docno descending), so the run does not depend on how a partial sort happened to order equal scores.
     """
-    values = scores[candidates]
     if len(candidates) > k:
         kth = np.partition(values, len(values) - k)[len(values) - k]
         keep = values >= kth
         candidates, values = candidates[keep], values[keep]
-    return {ids[int(i)]: float(v) for i, v in zip(candidates, values, strict=True)}
+    return dict(zip(ids.many(candidates), values.tolist(), strict=True))
