@@ -25,6 +25,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,41 @@ def child_build(corpus: str, index_dir: str, memory: str) -> dict:
     meta = json.loads((Path(index_dir) / "meta.json").read_text())
     return {"build_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(), **meta["stats"],
             "index_mb": sum(f.stat().st_size for f in Path(index_dir).rglob("*") if f.is_file()) / 2**20}
+
+
+def child_search(index_dir: str, queries: list[str], k: int, repeat: int) -> dict:
+    """Queries/second on one built index: rdistill's search against bm25s's retrieve on the same index files.
+
+    Both tokenise with the same Tokenizer inside the timed loop and return the top k (document indices) with
+    scores ("rdistill ids": with the document ids decoded, as a run needs them); rdistill keeps only documents
+    holding a query term, and those tied at the k-th score. Interleaved, and
+    timed in CPU seconds of this process (process_time), which other jobs on a shared machine disturb less.
+    """
+    import bm25s
+
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+    from rdistill.retrieval.tokenize import Tokenizer
+
+    index = BM25Index(Path(index_dir), BM25Params())
+    engine = bm25s.BM25.load(Path(index_dir) / "bm25s", mmap=True, show_progress=False)
+    tokenize = Tokenizer()
+    times: dict[str, list[float]] = {"rdistill": [], "rdistill ids": [], "bm25s": []}
+    for _ in range(repeat):
+        start = time.process_time()
+        for q in queries:
+            index.best(q, k)
+        times["rdistill"].append(time.process_time() - start)
+        start = time.process_time()
+        ours = [index.search(q, k) for q in queries]
+        times["rdistill ids"].append(time.process_time() - start)
+        start = time.process_time()
+        tokens = [[t for t in tokenize(q) if t in engine.vocab_dict] or [next(iter(engine.vocab_dict))]
+                  for q in queries]
+        _, scores = engine.retrieve(tokens, k=k, show_progress=False)
+        times["bm25s"].append(time.process_time() - start)
+    # bm25s breaks ties at the k-th score its own way and fills short lists with non-matching documents.
+    same = sum(sorted(o.values(), reverse=True)[:k] == row.tolist()[: len(o)] for o, row in zip(ours, scores, strict=True))
+    return {"times": times, "queries": len(queries), "same_top_k": same}
 
 
 def child_rank_bm25(corpus: str, queries: list[str]) -> dict:
@@ -135,6 +171,30 @@ def in_child(*args: str, tree: Path = ROOT) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True,
                          env=env)
     return json.loads(out.stdout)
+
+
+def search(depths: list[int], n_docs: int, repeat: int) -> None:
+    """rdistill's BM25Index.search against bm25s's retrieve on the same index, queries/second at each depth."""
+    from rdistill.data import load_queries
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+
+    queries = list(load_queries(str(DATA / "scifact"), "test").values())
+    with tempfile.TemporaryDirectory(prefix="bench-bm25-") as tmp:
+        corpora = [("scifact", str(DATA / "scifact"))]
+        if n_docs:
+            synthesize(n_docs, Path(tmp) / "synthetic.jsonl")
+            corpora.append((f"synthetic {n_docs:,}", str(Path(tmp) / "synthetic.jsonl")))
+        print(f"{len(queries)} scifact test queries; median of {repeat} interleaved repeats; same tokenizer")
+        for name, corpus in corpora:
+            folder = Path(tmp) / name
+            BM25Index.open(corpus, folder, BM25Params(), show_progress=False)
+            for k in depths:
+                r = in_child("search", str(folder), json.dumps(queries), str(k), str(repeat))
+                ours, named, theirs = (len(queries) / statistics.median(r["times"][s])
+                                       for s in ("rdistill", "rdistill ids", "bm25s"))
+                print(f"{name:>18} k={k:<5} rdistill {ours:7.0f} q/s ({named:7.0f} with ids)  bm25s {theirs:7.0f} "
+                      f"q/s  ratio {ours / theirs:.2f}x ({named / theirs:.2f}x)  same top-k scores "
+                      f"{r['same_top_k']}/{len(queries)}", flush=True)
 
 
 def scale(sizes: list[int], memory: str, baseline_rev: str, baseline_max: int, scratch: Path) -> None:
@@ -212,6 +272,9 @@ def main() -> None:
                         "in-memory build")
     parser.add_argument("--baseline-max", type=int, default=200_000,
                         help="largest size the baseline builds (--scale); its memory grows with the corpus")
+    parser.add_argument("--search", metavar="K,K,...", help="only queries/second against bm25s at these depths, on "
+                        "scifact and (with --docs > 0) the synthetic corpus")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (--search)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rank_bm25_run:
@@ -221,6 +284,8 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "baseline":
             result = child_baseline()
+        elif kind == "search":
+            result = child_search(rest[0], json.loads(rest[1]), int(rest[2]), int(rest[3]))
         elif kind == "build":
             result = child_build(*rest)
         elif kind == "rdistill":
@@ -230,6 +295,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    if args.search:
+        search([int(k) for k in args.search.split(",")], args.docs, args.repeat)
+        return
     if args.scale:
         with tempfile.TemporaryDirectory(prefix="bench-bm25-") as tmp:
             scale([int(n) for n in args.scale.split(",")], args.memory, args.baseline_rev, args.baseline_max,

@@ -204,6 +204,9 @@ class BM25Index:
         self.tokenize = Tokenizer(params.tokenizer)
         self.engine = bm25s.BM25.load(folder / "bm25s", mmap=True, show_progress=False)
         self.ids = DocIds(folder)
+        # Plain ndarray views of the memory-mapped arrays: np.memmap's Python-level indexing costs microseconds.
+        self.indptr, self.indices, self.data = (np.asarray(self.engine.scores[name])
+                                                for name in ("indptr", "indices", "data"))
 
     @classmethod
     def open(cls, corpus: str, folder: Path, params: BM25Params, rebuild: bool = False,
@@ -226,31 +229,30 @@ class BM25Index:
     def hits(self, token_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The documents holding at least one query term (a run lists only those, as Lucene does), ascending, and
         their scores: bit-identical to ``scores(token_ids)[docs]``, summed term by term in query order as bm25s
-        and rank_bm25 sum them, but without a pass over every document when the query's postings are few."""
-        indptr, indices, data = self.engine.scores["indptr"], self.engine.scores["indices"], self.engine.scores["data"]
-        spans = [(int(indptr[t]), int(indptr[t + 1])) for t in token_ids.tolist()]
-        n_docs = len(self.ids)
-        if sum(b - a for a, b in spans) > n_docs // 8:
-            # Dense: a full score array and mask cost less than sorting this many postings. Within one term a
-            # document occurs once, so a fancy-index add is exact (and much faster than np.add.at).
-            scores = np.zeros(n_docs, dtype=np.float64)
-            hit = np.zeros(n_docs, dtype=bool)
-            for a, b in spans:
-                docs = indices[a:b]
-                scores[docs] += data[a:b]
-                hit[docs] = True
-            found = np.flatnonzero(hit)
-            return found, scores[found]
+        and rank_bm25 sum them, in a fixed handful of numpy calls whatever the number of query terms."""
+        indptr, indices, data = self.indptr, self.indices, self.data
+        spans = list(zip(indptr[token_ids].tolist(), indptr[token_ids + 1].tolist(), strict=True))
         postings = np.concatenate([indices[a:b] for a, b in spans])
-        found, slot = np.unique(postings, return_inverse=True)
         # bincount adds each weight to its document in input order, i.e. term by term, from 0.0 as bm25s does.
         weights = np.concatenate([data[a:b] for a, b in spans])
+        n_docs = len(self.ids)
+        if len(postings) > n_docs // 8:  # many postings: two passes over a full-length array beat a sort
+            found = np.flatnonzero(np.bincount(postings, minlength=n_docs))
+            return found, np.bincount(postings, weights=weights, minlength=n_docs)[found]
+        found, slot = np.unique(postings, return_inverse=True)
         return found, np.bincount(slot, weights=weights, minlength=len(found))
 
-    def search(self, text: str, k: int) -> dict[str, float]:
-        from rdistill.retrieval.store import top_k
+    def best(self, text: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` matching documents (indices) and their scores, with the documents tied at the k-th score,
+        unordered: what bm25s's retrieve returns, before document ids are looked up."""
+        from rdistill.retrieval.store import best
 
         token_ids = self.token_ids(text)
         if len(token_ids) == 0:
-            return {}
-        return top_k(*self.hits(token_ids), self.ids, k)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return best(*self.hits(token_ids), k)
+
+    def search(self, text: str, k: int) -> dict[str, float]:
+        """:meth:`best` as docno -> score."""
+        docs, scores = self.best(text, k)
+        return dict(zip(self.ids.many(docs), scores.tolist(), strict=True))
