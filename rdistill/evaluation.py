@@ -228,7 +228,7 @@ def _score(measure: Measure, ranked: _Ranked, level: int) -> Any:
     return out
 
 
-def evaluate(qrels: Qrels, run: Run | RunTable, measures: Sequence[Measure] | str = DEFAULT_METRICS, *,
+def evaluate(qrels: Qrels, run: Run | RunTable, measures: Sequence[Measure | str] | str = DEFAULT_METRICS, *,
              name: str = "run", complete: bool = False, rel_level: int = 1) -> Evaluation:
     """Score ``run`` against ``qrels`` as trec_eval would (``complete`` = trec_eval -c, ``rel_level`` = -l)."""
     parsed = parse_measures(measures) if isinstance(measures, str) else [
@@ -252,7 +252,7 @@ def evaluate(qrels: Qrels, run: Run | RunTable, measures: Sequence[Measure] | st
     return result
 
 
-def evaluate_many(qrels: Qrels, runs: Sequence[tuple[str, Run]], measures: Sequence[Measure] | str = DEFAULT_METRICS,
-                  *, complete: bool = False, rel_level: int = 1) -> list[Evaluation]:
+def evaluate_many(qrels: Qrels, runs: Sequence[tuple[str, Run]],
+                  measures: Sequence[Measure | str] | str = DEFAULT_METRICS, *, complete: bool = False, rel_level: int = 1) -> list[Evaluation]:
     parsed = parse_measures(measures) if isinstance(measures, str) else list(measures)
     return [evaluate(qrels, run, parsed, name=name, complete=complete, rel_level=rel_level) for name, run in runs]
