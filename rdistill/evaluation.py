@@ -28,7 +28,7 @@ from itertools import chain, repeat
 from typing import Any
 
 from rdistill.errors import UsageError
-from rdistill.schema import Qrels, Run
+from rdistill.schema import Qrels, Run, RunTable
 
 # ranx name -> what it measures and its trec_eval counterpart (for help texts and error messages).
 MEASURES: dict[str, str] = {
@@ -100,43 +100,6 @@ class Evaluation:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.mean)
-
-
-class RunTable:
-    """A run as columns: the distinct query ids, and per line its query's index, document id and score.
-
-    :func:`rdistill.io.read_run_table` reads a file into one without a Python dict per query; :meth:`from_run`
-    converts a :data:`~rdistill.schema.Run`.
-    """
-
-    def __init__(self, queries: list[str], query_index: Any, docs: list[str], scores: Any) -> None:
-        self.queries = queries
-        self.query_index = query_index  # int64 per line
-        self.docs = docs
-        self.scores = scores  # float64 per line
-
-    @classmethod
-    def from_run(cls, run: Run) -> RunTable:
-        import numpy as np
-
-        docs: list[str] = []
-        scores: list[float] = []
-        sizes = []
-        for ranked in run.values():
-            docs.extend(ranked)
-            scores.extend(ranked.values())
-            sizes.append(len(ranked))
-        index = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-        return cls(list(run), index, docs, np.array(scores, dtype=np.float64))
-
-    def __contains__(self, query_id: str) -> bool:
-        return query_id in self.positions
-
-    @property
-    def positions(self) -> dict[str, int]:
-        if not hasattr(self, "_positions"):
-            self._positions = {q: i for i, q in enumerate(self.queries)}
-        return self._positions
 
 
 class _Ranked:
@@ -252,7 +215,7 @@ def evaluate(qrels: Qrels, run: Run | RunTable, measures: Sequence[Measure | str
     return result
 
 
-def evaluate_many(qrels: Qrels, runs: Sequence[tuple[str, Run]],
+def evaluate_many(qrels: Qrels, runs: Sequence[tuple[str, Run | RunTable]],
                   measures: Sequence[Measure | str] | str = DEFAULT_METRICS, *, complete: bool = False, rel_level: int = 1) -> list[Evaluation]:
     parsed = parse_measures(measures) if isinstance(measures, str) else list(measures)
     return [evaluate(qrels, run, parsed, name=name, complete=complete, rel_level=rel_level) for name, run in runs]

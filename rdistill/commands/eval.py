@@ -73,7 +73,7 @@ def command(
     """
     from rdistill.data import load_qrels
     from rdistill.evaluation import evaluate_many, parse_measures
-    from rdistill.io import open_output, read_run
+    from rdistill.io import open_output, read_run_table
 
     names = runs or ["-"]
     if len(set(names)) != len(names):
@@ -86,7 +86,7 @@ def command(
         raise UsageError(f"--baseline {baseline!r} is not one of the runs given: {', '.join(names)}")
     measures = parse_measures(metrics)  # before reading anything: a typo fails fast
     judged = load_qrels(qrels, split)
-    loaded = [(name, read_run(name)) for name in names]
+    loaded = [(name, read_run_table(name)) for name in names]
     evaluations = evaluate_many(judged, loaded, measures, complete=complete, rel_level=rel_level)
     keys = [m.name for m in measures]
 
