@@ -13,7 +13,9 @@ the large corpus it is timed on the first --slow-queries queries only; queries/s
     .venv/bin/python bench/bench_bm25.py --docs 200000
     # index build memory against corpus size: this tree's segmented build (--memory) against the in-memory build
     # of --baseline-rev (taken from git), each in its own child process, sizes interleaved:
-    .venv/bin/python bench/bench_bm25.py --scale 200000,500000,1000000 --baseline-max 200000
+    .venv/bin/python bench/bench_bm25.py --scale 100000,200000,500000,1000000 --baseline-max 200000
+    # queries/second against bm25s's own retrieve on the same index files (scifact; --docs N adds a synthetic one):
+    .venv/bin/python bench/bench_bm25.py --search 10,100,1000 --docs 0
     # rank_bm25's own run (same tokens, top 100, matching documents only), to evaluate beside `rdistill retrieve`:
     .venv/bin/python bench/bench_bm25.py --rank-bm25-run ../shared/data/scifact --split test > rank_bm25.trec
 """
