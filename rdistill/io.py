@@ -9,6 +9,7 @@ a crash or Ctrl-C never leaves half a file under the real name).
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import math
@@ -21,7 +22,7 @@ from typing import IO, Any, TextIO
 
 import orjson
 
-from rdistill.errors import InputError
+from rdistill.errors import InputError, UsageError
 from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, check_finite
 
 Source = str | os.PathLike[str]
@@ -360,9 +361,18 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
         sys.stdout.flush()
         return
     path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; give a file name for the output")
+    if path.exists() and not path.is_file():
+        # A device, FIFO or /dev/stdout link: write through it. Renaming a file over it would replace the device
+        # node or link itself (and /dev/full would then silently "succeed").
+        with _os_fault(path), open(path, "w", encoding="utf-8", newline="\n") as special:
+            yield special  # type: ignore[misc]
+        return
+    _make_parent(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    raw = open(tmp, "wb")  # noqa: SIM115 - closed below
+    with _os_fault(path):
+        raw = open(tmp, "wb")  # noqa: SIM115 - closed below
     binary: IO[bytes] = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
     text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")  # type: ignore[arg-type]
     try:
@@ -375,14 +385,79 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
         os.fsync(raw.fileno())
         raw.close()
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             text.detach()
         with contextlib.suppress(Exception):
             raw.close()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in OUTPUT_FAULTS:
+            raise UsageError(f"{path}: {OUTPUT_FAULTS[exc.errno]}; nothing was written") from None
         raise
+
+
+# Faults of the file system under an output, each said in words the user can act on.
+OUTPUT_FAULTS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EFBIG: "file too large", errno.EROFS: "read-only file system", errno.EIO: "input/output error",
+                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                 errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EISDIR: "is a folder"}
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise UsageError(f"{path}: a part of the path is a file, not a folder") from None
+    except OSError as exc:
+        if exc.errno in OUTPUT_FAULTS:
+            raise UsageError(f"{path.parent}: {OUTPUT_FAULTS[exc.errno]}") from None
+        raise
+
+
+@contextlib.contextmanager
+def _os_fault(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in OUTPUT_FAULTS:
+            raise UsageError(f"{path}: {OUTPUT_FAULTS[exc.errno]}") from None
+        raise
+
+
+@contextlib.contextmanager
+def exclusive(target: Source) -> Iterator[None]:
+    """Hold the lock of an output for a whole job, so two jobs writing the same -o or --out cannot interleave
+    their journals or checkpoints: the second refuses with one line. The lock is an flock on a hidden file
+    beside the target, released (and removed) when the job ends or dies."""
+    import fcntl
+
+    path = Path(target)
+    lock = path.with_name(f".{path.name}.lock")
+    _make_parent(path)
+    while True:
+        with _os_fault(lock):
+            fh = open(lock, "a")  # noqa: SIM115 - closed below
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise UsageError(f"{path}: another rdistill job is writing it (it holds {lock}); wait for that job "
+                             "or choose another output") from None
+        # The previous holder may have removed the file between our open and our lock: then lock the new one.
+        try:
+            same = os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fh.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        fh.close()
 
 
 def write_text_atomic(path: Source, content: str) -> None:

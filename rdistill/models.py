@@ -8,16 +8,18 @@ Inference sorts inputs by length so each batch pads only to its own longest memb
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from rdistill.errors import UsageError
+from rdistill.errors import RdistillError, UsageError
 from rdistill.progress import progress  # noqa: F401 - re-exported: stages import it from here
 
 # Silence transformers before it is imported anywhere: its per-load report and progress bars are noise for users.
@@ -86,7 +88,8 @@ def detect_kind(path: str) -> Kind:
     folder = Path(path)
     config = _read_json(folder / "config.json") if folder.is_dir() else None
     if config is None:
-        config = transformers.AutoConfig.from_pretrained(path).to_dict()
+        with loading(path):
+            config = transformers.AutoConfig.from_pretrained(path).to_dict()
     if (folder / "modules.json").exists():
         return "bi"
     arch = " ".join(config.get("architectures") or [])
@@ -122,8 +125,38 @@ class SentenceTransformerSettings:
         return settings
 
 
+@contextlib.contextmanager
+def loading(path: str) -> Iterator[None]:
+    """Turn what transformers raises for a broken model folder (config without weights, corrupt safetensors, a
+    truncated file, no tokenizer) into one line that names the folder."""
+    try:
+        yield
+    except RdistillError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError, RuntimeError, ...: all one fault
+        text = str(exc).strip()
+        reason = text.splitlines()[0][:200] if text else type(exc).__name__
+        raise UsageError(f"model {path}: cannot load it ({reason})") from None
+
+
 def load_tokenizer(path: str) -> Any:
-    return transformers.AutoTokenizer.from_pretrained(path)
+    with loading(path):
+        return transformers.AutoTokenizer.from_pretrained(path)
+
+
+def check_head(path: str, info: dict[str, Any], allow_new_head: bool, what: str) -> None:
+    """A cross-encoder whose classification head is not in the checkpoint scores with random weights: refuse that
+    unless asked for (training a student from an encoder wants exactly that)."""
+    missing = list(info.get("missing_keys") or []) + [k[0] if isinstance(k, tuple) else k
+                                                       for k in info.get("mismatched_keys") or []]
+    if not missing:
+        return
+    if not allow_new_head:
+        raise UsageError(f"model {path}: has no trained classification head ({', '.join(map(str, missing[:3]))} "
+                         f"missing), so {what} would use random weights; give a cross-encoder checkpoint, or "
+                         "--allow-new-head to score with a new random head anyway")
+    print(f"rdistill: warning: model {path} has no trained classification head; {what} uses a NEW RANDOM head "
+          "(--allow-new-head)", file=sys.stderr)
 
 
 def cut_texts(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> list[str]:
@@ -190,7 +223,8 @@ class BiEncoder:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = load_tokenizer(path)
-        self.model = transformers.AutoModel.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
+        with loading(path):
+            self.model = transformers.AutoModel.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
 
     def settings(self) -> dict[str, Any]:
         return {"model": self.path, "pooling": self.pooling, "normalize": self.normalize, "max_length": self.max_length}
@@ -221,7 +255,7 @@ class CrossEncoder:
     """Any Hugging Face sequence-classification checkpoint used as a cross-encoder (1-logit or 2-label head)."""
 
     def __init__(self, model: str, max_query_length: int = 30, max_doc_length: int = 200,
-                 device: str | None = None, dtype: str | None = None) -> None:
+                 device: str | None = None, dtype: str | None = None, allow_new_head: bool = False) -> None:
         path = resolve_model(model)
         self.path = path
         self.max_query_length = max_query_length
@@ -229,7 +263,10 @@ class CrossEncoder:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = load_tokenizer(path)
-        self.model = transformers.AutoModelForSequenceClassification.from_pretrained(path, dtype=self.dtype)
+        with loading(path):
+            self.model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+                path, dtype=self.dtype, output_loading_info=True)
+        check_head(path, info, allow_new_head, "scoring")
         self.model.to(self.device).eval()
 
     def settings(self) -> dict[str, Any]:
