@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 
 from rdistill.errors import InputError, UsageError
-from rdistill.io import iter_lines, read_qrels, source_name
-from rdistill.schema import Document, Qrels, Query
+from rdistill.io import _json_type, check_id, iter_lines, read_qrels, source_name
+from rdistill.schema import Document, Qrels, Query, as_id
 
 IRDS_PREFIX = "irds:"
 QUERY_ID_FIELDS = ("_id", "query_id", "qid", "id")
@@ -70,8 +70,25 @@ def _first(obj: dict[str, Any], fields: tuple[str, ...], name: str, lineno: int,
     for field in fields:
         if field in obj:
             value = obj[field]
-            return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+            ident = as_id(value)
+            return value if ident is None else ident
     raise InputError(name, lineno, f"missing {what} (expected one of the fields {', '.join(map(repr, fields))})")
+
+
+def _id(obj: dict[str, Any], fields: tuple[str, ...], name: str, lineno: int, what: str) -> str:
+    for field in fields:
+        if field in obj:
+            return check_id(obj[field], name, lineno, f"{what} ({field!r})")
+    raise InputError(name, lineno, f"missing {what} (expected one of the fields {', '.join(map(repr, fields))})")
+
+
+def _text(obj: dict[str, Any], fields: tuple[str, ...], name: str, lineno: int, what: str) -> str:
+    """A text field: a string (a number is read as the text it spells); null, a list or an object is an error, not
+    the text "None" or "['a', 'b']" silently scored."""
+    value = _first(obj, fields, name, lineno, what)
+    if not isinstance(value, str):
+        raise InputError(name, lineno, f"{what} should be a string, got {_json_type(value)}")
+    return value
 
 
 # ------------------------------------------------------------------------------------------------------- qrels
@@ -106,16 +123,14 @@ def iter_query_file(source: str | Path) -> Iterator[Query]:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise InputError(name, lineno, f"invalid JSON ({exc})") from None
-            qid = _first(obj, QUERY_ID_FIELDS, name, lineno, "query id")
-            text = _first(obj, QUERY_TEXT_FIELDS, name, lineno, "query text")
-            if not isinstance(text, str):
-                raise InputError(name, lineno, "query text should be a string")
-            yield Query(str(qid), text)
+            qid = _id(obj, QUERY_ID_FIELDS, name, lineno, "query id")
+            text = _text(obj, QUERY_TEXT_FIELDS, name, lineno, "query text")
+            yield Query(qid, text)
         else:
             qid, sep, text = line.partition("\t")
             if not sep:
                 raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
-            yield Query(qid, text)
+            yield Query(check_id(qid, name, lineno, "query id"), text)
 
 
 def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
@@ -138,6 +153,8 @@ def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
     elif split is not None:
         raise UsageError(f"{spec}: --split only applies to a BEIR folder or an irds: id, not to a query file")
     for query in iter_query_file(source):
+        if query.query_id in queries:
+            raise InputError(source_name(source), None, f"query id {query.query_id!r} appears more than once")
         if keep is None or query.query_id in keep:
             queries[query.query_id] = query.text
     if not queries:
@@ -165,6 +182,7 @@ def parse_document_line(line: str | bytes, name: str, lineno: int) -> Document |
     """One corpus line, JSONL or ``id<TAB>text`` (or ``id<TAB>title<TAB>text``); None for a blank line."""
     if isinstance(line, bytes):
         line = line.decode("utf-8")
+    line = line.lstrip("\ufeff")  # a BOM opens the first line of some files (the docstore reads raw lines)
     stripped = line.strip()
     if not stripped:
         return None
@@ -173,15 +191,17 @@ def parse_document_line(line: str | bytes, name: str, lineno: int) -> Document |
             obj = orjson.loads(stripped)
         except orjson.JSONDecodeError as exc:
             raise InputError(name, lineno, f"invalid JSON ({exc})") from None
-        doc_id = _first(obj, DOC_ID_FIELDS, name, lineno, "document id")
-        text = _first(obj, DOC_TEXT_FIELDS, name, lineno, "document text")
-        title = obj.get("title") or ""
-        return Document(str(doc_id), text if isinstance(text, str) else str(text), str(title))
+        doc_id = _id(obj, DOC_ID_FIELDS, name, lineno, "document id")
+        text = _text(obj, DOC_TEXT_FIELDS, name, lineno, "document text")
+        title = obj.get("title")
+        if title is not None and not isinstance(title, str):
+            raise InputError(name, lineno, f"document title should be a string, got {_json_type(title)}")
+        return Document(doc_id, text, title or "")
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) == 2:
-        return Document(fields[0], fields[1])
+        return Document(check_id(fields[0], name, lineno, "document id"), fields[1])
     if len(fields) == 3:
-        return Document(fields[0], fields[2], fields[1])
+        return Document(check_id(fields[0], name, lineno, "document id"), fields[2], fields[1])
     raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
 
 
