@@ -205,6 +205,32 @@ def parse_document_line(line: str | bytes, name: str, lineno: int) -> Document |
     raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
 
 
+def check_unique_ids(spec: str, hashes: Any) -> None:
+    """Refuse a corpus that lists a document id twice, naming the line of the second one. ``hashes`` are the
+    documents' 64-bit id hashes in corpus order (8 bytes a document, not a set of every id); colliding hashes are
+    confirmed on the ids themselves, and only the error path reads the file again to find the line."""
+    import numpy as np
+
+    h = np.asarray(hashes, dtype=np.uint64)
+    order = np.argsort(h, kind="stable")
+    same = np.flatnonzero(h[order][1:] == h[order][:-1])
+    if same.size == 0:
+        return
+    suspects = {int(order[i + 1]) for i in same} | {int(order[i]) for i in same}
+    seen: set[str] = set()
+    source = corpus_file(spec)
+    n = 0
+    for lineno, line in iter_lines(source):
+        doc = parse_document_line(line, str(source), lineno)
+        if doc is None:
+            continue
+        if n in suspects:
+            if doc.doc_id in seen:
+                raise InputError(str(source), lineno, f"document id {doc.doc_id!r} appears more than once")
+            seen.add(doc.doc_id)
+        n += 1
+
+
 def iter_corpus(spec: str) -> Iterator[Document]:
     """Stream every document of a corpus in file order, in constant memory."""
     if is_irds(spec):

@@ -111,7 +111,8 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     """Tokenise ``corpus`` once and write the index to ``folder`` (replacing it atomically)."""
     import bm25s
 
-    from rdistill.data import iter_corpus
+    from rdistill.data import check_unique_ids, is_irds, iter_corpus
+    from rdistill.docstore import id_hash
     from rdistill.progress import progress
 
     tokenize = Tokenizer(params.tokenizer)
@@ -121,8 +122,10 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     terms, docs, tfs, lengths = _Growing(np.int32), _Growing(np.int32), _Growing(np.int32), _Growing(np.int64)
     # The corpus is streamed, so the bar counts documents without a total.
     bar = progress(None, "indexing (bm25)", "doc") if show_progress else None
+    id_hashes = _Growing(np.uint64)
     for n, doc in enumerate(iter_corpus(corpus)):
         ids.add(doc.doc_id)
+        id_hashes.extend((id_hash(doc.doc_id),))
         tokens = tokenize(doc.full_text)
         counts = Counter(tokens)  # first-seen order, which fixes term ids in the order rank_bm25 meets terms
         terms.extend(vocab.setdefault(token, len(vocab)) for token in counts)
@@ -137,6 +140,8 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     n_docs = ids.count
     if n_docs == 0:
         raise InputError(corpus, None, "empty corpus: no documents")
+    if not is_irds(corpus):
+        check_unique_ids(corpus, id_hashes.array())  # a run would list the document twice per query
     term, doc, tf, dl = terms.array(), docs.array(), tfs.array(), lengths.array()  # type: ignore[assignment]
     n_postings = len(term)
     df = np.bincount(term, minlength=len(vocab))
