@@ -163,7 +163,7 @@ BAD_RUNS: dict[str, tuple[str, str | bytes]] = {
 def run_commands(f: dict[str, str]) -> dict[str, list[str]]:
     """How to feed each run-reading command one run (the run's path is appended)."""
     return {
-        "eval": ["eval", "--qrels", f["qrels.txt"]],
+        "eval": ["eval", "--json", "--qrels", f["qrels.txt"]],
         "entropy": ["entropy"],
         "sample": ["sample", "--strategy", "window", "--window", "1:4", "-G", "3", "--qrels", f["qrels.txt"]],
         "locality": ["locality", "--coverage-against", f["run.trec"], "--corpus", f["corpus.jsonl"]],
@@ -573,6 +573,9 @@ def main() -> None:
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("-k", "--filter", default="")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list the handled cases")
+    parser.add_argument("--light", action="store_true", help="only the cases that load no model (no score-teacher, "
+                        "train or dense retrieval): minutes instead of most of an hour on a loaded machine")
+    parser.add_argument("--heavy", action="store_true", help="only the cases that load a model")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["RDISTILL_CACHE"] = ""
@@ -581,6 +584,11 @@ def main() -> None:
     try:
         files = build(work)
         cases = [c for c in catalogue(files, work) if args.filter in c.name]
+        heavy = [c for c in cases if c.argv[0] in ("score-teacher", "train") or "--dense" in c.argv]
+        if args.light:
+            cases = [c for c in cases if c not in heavy]
+        elif args.heavy:
+            cases = heavy
         if not files["full"]:
             print("note: cannot mount tmpfs here; ENOSPC and EROFS cases skipped", file=sys.stderr)
         counts: Counter[str] = Counter()
