@@ -6,14 +6,18 @@ traceback instead. A closed pipe (``rdistill ... | head``) ends the program quie
 
 from __future__ import annotations
 
+import errno
 import importlib
+import math
 import os
 import signal
 import sys
 import traceback
+import typing
 from typing import Any
 
 import typer
+from typer._click import exceptions as click
 from typer.core import TyperGroup
 
 from rdistill import __version__
@@ -46,8 +50,39 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _finite_floats(command: Any) -> Any:
+    """Make every float option refuse nan and inf: click parses both, and a range check lets nan through (every
+    comparison with nan is false), so ``--lr nan`` would otherwise train a broken model."""
+    for param in getattr(command, "params", []):
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if not (annotation is float or float in typing.get_args(annotation)) or getattr(param, "_finite", False):
+            continue
+        original = param.process_value
+
+        def process_value(ctx: Any, value: Any, _original: Any = original, _param: Any = param) -> Any:
+            result = _original(ctx, value)
+            if isinstance(result, float) and not math.isfinite(result):
+                raise click.BadParameter(f"{value!r} is not a finite number", ctx=ctx, param=_param)
+            return result
+
+        param.process_value = process_value
+        param._finite = True
+    return command
+
+
+# OS faults on outputs and inputs that a user fixes (a full disk, a read-only folder, a folder where a file goes).
+_OS_FAULTS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
+              errno.EISDIR: "is a folder, expected a file", errno.ENOTDIR: "a part of the path is not a folder",
+              errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large", errno.EACCES: "permission denied",
+              errno.EEXIST: "already exists", errno.ENAMETOOLONG: "name too long", errno.EIO: "input/output error"}
+
+
 class RdistillGroup(TyperGroup):
     """Adds the project-wide error policy and a ``--verbose`` accepted anywhere on the command line."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        return _finite_floats(command) if command is not None else None
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if "--verbose" in args:
@@ -76,6 +111,19 @@ class RdistillGroup(TyperGroup):
             # The reader went away (| head): stop quietly, and keep Python from complaining at exit.
             _silence_stdout()
             raise typer.Exit(0) from None
+        except OSError as exc:
+            if exc.errno not in _OS_FAULTS:
+                raise
+            if verbose():
+                traceback.print_exc()
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{_OS_FAULTS[exc.errno]}") from None
+        except click.UsageError as exc:
+            # Bad arguments: click's own message, on the one line every other error uses.
+            if verbose():
+                traceback.print_exc()
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            raise fail(f"{where}{exc.format_message()}", exc.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from rdistill.errors import InputError, UsageError
-from rdistill.io import iter_lines, read_qrels, source_name
+from rdistill.io import _json_type, check_id, iter_lines, read_qrels, source_name
 from rdistill.schema import Document, Qrels, Query, as_id
 
 IRDS_PREFIX = "irds:"
@@ -75,6 +75,22 @@ def _first(obj: dict[str, Any], fields: tuple[str, ...], name: str, lineno: int,
     raise InputError(name, lineno, f"missing {what} (expected one of the fields {', '.join(map(repr, fields))})")
 
 
+def _id(obj: dict[str, Any], fields: tuple[str, ...], name: str, lineno: int, what: str) -> str:
+    for field in fields:
+        if field in obj:
+            return check_id(obj[field], name, lineno, f"{what} ({field!r})")
+    raise InputError(name, lineno, f"missing {what} (expected one of the fields {', '.join(map(repr, fields))})")
+
+
+def _text(obj: dict[str, Any], fields: tuple[str, ...], name: str, lineno: int, what: str) -> str:
+    """A text field: a string (a number is read as the text it spells); null, a list or an object is an error, not
+    the text "None" or "['a', 'b']" silently scored."""
+    value = _first(obj, fields, name, lineno, what)
+    if not isinstance(value, str):
+        raise InputError(name, lineno, f"{what} should be a string, got {_json_type(value)}")
+    return value
+
+
 # ------------------------------------------------------------------------------------------------------- qrels
 
 
@@ -107,16 +123,14 @@ def iter_query_file(source: str | Path) -> Iterator[Query]:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise InputError(name, lineno, f"invalid JSON ({exc})") from None
-            qid = _first(obj, QUERY_ID_FIELDS, name, lineno, "query id")
-            text = _first(obj, QUERY_TEXT_FIELDS, name, lineno, "query text")
-            if not isinstance(text, str):
-                raise InputError(name, lineno, "query text should be a string")
-            yield Query(str(qid), text)
+            qid = _id(obj, QUERY_ID_FIELDS, name, lineno, "query id")
+            text = _text(obj, QUERY_TEXT_FIELDS, name, lineno, "query text")
+            yield Query(qid, text)
         else:
             qid, sep, text = line.partition("\t")
             if not sep:
                 raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
-            yield Query(qid, text)
+            yield Query(check_id(qid, name, lineno, "query id"), text)
 
 
 def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
@@ -139,6 +153,8 @@ def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
     elif split is not None:
         raise UsageError(f"{spec}: --split only applies to a BEIR folder or an irds: id, not to a query file")
     for query in iter_query_file(source):
+        if query.query_id in queries:
+            raise InputError(source_name(source), None, f"query id {query.query_id!r} appears more than once")
         if keep is None or query.query_id in keep:
             queries[query.query_id] = query.text
     if not queries:
@@ -166,6 +182,7 @@ def parse_document_line(line: str | bytes, name: str, lineno: int) -> Document |
     """One corpus line, JSONL or ``id<TAB>text`` (or ``id<TAB>title<TAB>text``); None for a blank line."""
     if isinstance(line, bytes):
         line = line.decode("utf-8")
+    line = line.lstrip("\ufeff")  # a BOM opens the first line of some files (the docstore reads raw lines)
     stripped = line.strip()
     if not stripped:
         return None
@@ -174,16 +191,44 @@ def parse_document_line(line: str | bytes, name: str, lineno: int) -> Document |
             obj = orjson.loads(stripped)
         except orjson.JSONDecodeError as exc:
             raise InputError(name, lineno, f"invalid JSON ({exc})") from None
-        doc_id = _first(obj, DOC_ID_FIELDS, name, lineno, "document id")
-        text = _first(obj, DOC_TEXT_FIELDS, name, lineno, "document text")
-        title = obj.get("title") or ""
-        return Document(str(doc_id), text if isinstance(text, str) else str(text), str(title))
+        doc_id = _id(obj, DOC_ID_FIELDS, name, lineno, "document id")
+        text = _text(obj, DOC_TEXT_FIELDS, name, lineno, "document text")
+        title = obj.get("title")
+        if title is not None and not isinstance(title, str):
+            raise InputError(name, lineno, f"document title should be a string, got {_json_type(title)}")
+        return Document(doc_id, text, title or "")
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) == 2:
-        return Document(fields[0], fields[1])
+        return Document(check_id(fields[0], name, lineno, "document id"), fields[1])
     if len(fields) == 3:
-        return Document(fields[0], fields[2], fields[1])
+        return Document(check_id(fields[0], name, lineno, "document id"), fields[2], fields[1])
     raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
+
+
+def check_unique_ids(spec: str, hashes: Any) -> None:
+    """Refuse a corpus that lists a document id twice, naming the line of the second one. ``hashes`` are the
+    documents' 64-bit id hashes in corpus order (8 bytes a document, not a set of every id); colliding hashes are
+    confirmed on the ids themselves, and only the error path reads the file again to find the line."""
+    import numpy as np
+
+    h = np.asarray(hashes, dtype=np.uint64)
+    order = np.argsort(h, kind="stable")
+    same = np.flatnonzero(h[order][1:] == h[order][:-1])
+    if same.size == 0:
+        return
+    suspects = {int(order[i + 1]) for i in same} | {int(order[i]) for i in same}
+    seen: set[str] = set()
+    source = corpus_file(spec)
+    n = 0
+    for lineno, line in iter_lines(source):
+        doc = parse_document_line(line, str(source), lineno)
+        if doc is None:
+            continue
+        if n in suspects:
+            if doc.doc_id in seen:
+                raise InputError(str(source), lineno, f"document id {doc.doc_id!r} appears more than once")
+            seen.add(doc.doc_id)
+        n += 1
 
 
 def iter_corpus(spec: str) -> Iterator[Document]:

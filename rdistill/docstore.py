@@ -206,6 +206,18 @@ def _build(source: Path, folder: Path) -> None:
     os.replace(tmp, folder)
 
 
+def _upto(path: Path, offset: int) -> Iterator[bytes]:
+    """The file's bytes before ``offset``, in blocks (to count the lines before a duplicate, on the error path)."""
+    with open(path, "rb") as fh:
+        left = offset
+        while left > 0:
+            block = fh.read(min(left, 1 << 20))
+            if not block:
+                return
+            left -= len(block)
+            yield block
+
+
 def _check_duplicates(h: np.ndarray, o: np.ndarray, data_path: Path, name: str) -> None:
     same = np.flatnonzero(h[1:] == h[:-1])
     if same.size == 0:
@@ -218,4 +230,5 @@ def _check_duplicates(h: np.ndarray, o: np.ndarray, data_path: Path, name: str) 
         for i in same:
             first, second = doc_at(int(o[i])), doc_at(int(o[i + 1]))
             if first == second:
-                raise InputError(name, None, f"document id {first!r} appears more than once in the corpus")
+                line = int(o[i + 1]) and sum(fh_line.count(b"\n") for fh_line in _upto(data_path, int(o[i + 1]))) + 1
+                raise InputError(name, line, f"document id {first!r} appears more than once in the corpus")

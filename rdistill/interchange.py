@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from rdistill.errors import InputError, UsageError
-from rdistill.io import iter_groups, iter_jsonl, open_binary, require, source_name
+from rdistill.io import check_id, iter_groups, iter_jsonl, open_binary, require, source_name
 from rdistill.schema import Group, Qrels
 
 READ_FORMATS = ("groups", "authors", "sentence-transformers")
@@ -78,7 +78,9 @@ def read_authors(source: str, scores: dict[str, dict[str, float]] | None, qrels:
         qid = require(obj, "query_id", name, lineno)
         positive = require(obj, "doc_id_a", name, lineno)
         negatives = _ids(require(obj, "doc_id_b", name, lineno, list), name, lineno, "doc_id_b")
-        doc_ids = [positive, *negatives]
+        # Ids a TREC line or a groups reader would reject are refused here, so the writer never emits them.
+        qid = check_id(qid, name, lineno, "field 'query_id'")
+        doc_ids = [check_id(d, name, lineno, "a document id") for d in (positive, *negatives)]
         yield Group(qid, doc_ids, _labels(qrels, qid, doc_ids), _scores(scores, qid, doc_ids, name, lineno),
                     {"source": "authors-triples"})
 

@@ -9,6 +9,7 @@ a crash or Ctrl-C never leaves half a file under the real name).
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import math
@@ -17,11 +18,11 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, TextIO, cast
+from typing import IO, Any, TextIO
 
 import orjson
 
-from rdistill.errors import InputError
+from rdistill.errors import InputError, UsageError
 from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, RunTable, as_id, check_finite, is_finite
 
 Source = str | os.PathLike[str]
@@ -73,15 +74,55 @@ def open_binary(source: Source) -> Iterator[IO[bytes]]:
             raw.close()
 
 
+# Lines of stdin already read by peek_line, handed out again by the next iter_lines("-"): stdin cannot be reread.
+_stdin_peeked: list[tuple[int, str]] = []
+_stdin_rest: list[Iterator[tuple[int, str]]] = []
+
+
+def peek_line(source: Source) -> str | None:
+    """The first non-blank line of an input (None when it has none), without using it up: for stdin the lines
+    read to find it are kept and the next ``iter_lines("-")`` starts with them."""
+    if str(source) != "-":
+        for _, line in iter_lines(source):
+            if line.strip():
+                return line
+        return None
+    if not _stdin_rest:
+        _stdin_rest.append(_read_lines(source))
+    for _, line in _stdin_peeked:
+        if line.strip():
+            return line
+    for item in _stdin_rest[0]:
+        _stdin_peeked.append(item)
+        if item[1].strip():
+            return item[1]
+    return None
+
+
 def iter_lines(source: Source) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` (1-based, newline stripped), turning decoding failures into located errors."""
+    """Yield ``(line_number, line)`` (1-based, newline stripped, a UTF-8 byte order mark dropped), turning decoding
+    failures into located errors."""
+    if str(source) == "-" and _stdin_rest:
+        rest = _stdin_rest.pop()
+        peeked = list(_stdin_peeked)
+        _stdin_peeked.clear()
+        yield from peeked
+        yield from rest
+        return
+    yield from _read_lines(source)
+
+
+def _read_lines(source: Source) -> Iterator[tuple[int, str]]:
     name = source_name(source)
     lineno = 0
     with open_binary(source) as fh:
         try:
             for raw in fh:
                 lineno += 1
-                yield lineno, raw.decode("utf-8").rstrip("\r\n")
+                line = raw.decode("utf-8").rstrip("\r\n")
+                if lineno == 1 and line.startswith("\ufeff"):
+                    line = line[1:]  # the BOM some Windows tools write: not part of the first field
+                yield lineno, line
         except UnicodeDecodeError as exc:
             raise InputError(name, lineno, f"not valid UTF-8 ({exc.reason})") from None
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
@@ -226,6 +267,8 @@ def read_run_table(source: Source) -> RunTable:
             data = fh.read()
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise InputError(name, None, f"truncated or corrupt gzip data ({exc})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 BOM, as iter_lines drops it: not part of the first query id
     space = np.zeros(256, dtype=bool)
     space[list(_SPACE)] = True
     qids: list[str] = []
@@ -393,6 +436,24 @@ def iter_jsonl(source: Source) -> Iterator[tuple[int, dict[str, Any]]]:
         yield lineno, obj
 
 
+def check_id(value: Any, name: str, lineno: int, what: str) -> str:
+    """An id as every writer can emit it: a non-empty string (a JSON number spells one) without whitespace, which
+    would split a TREC line into the wrong fields."""
+    ident = as_id(value)
+    if ident is None:
+        raise InputError(name, lineno, f"{what} should be a string, got {_json_type(value)}")
+    if not ident:
+        raise InputError(name, lineno, f"{what} is empty")
+    if any(ch.isspace() for ch in ident):
+        raise InputError(name, lineno, f"{what} {ident!r} contains whitespace, which a TREC line cannot hold")
+    return ident
+
+
+def _json_type(value: Any) -> str:
+    return {type(None): "null", bool: "a boolean", list: "a list", dict: "an object"}.get(type(value),
+                                                                                        type(value).__name__)
+
+
 def require(obj: dict[str, Any], field: str, name: str, lineno: int, kind: type | tuple[type, ...] = str) -> Any:
     """Fetch a required field, with an error that names the file, line and field."""
     if field not in obj:
@@ -420,12 +481,14 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
     name = source_name(source)
     count = 0
     for lineno, obj in iter_jsonl(source):
-        qid = require(obj, "query_id", name, lineno)
+        if "query_id" not in obj:
+            raise InputError(name, lineno, "missing field 'query_id'")
+        qid = check_id(obj["query_id"], name, lineno, "field 'query_id'")
         doc_ids = require(obj, "doc_ids", name, lineno, list)
         ids = [as_id(d) for d in doc_ids]
         if len(ids) < 2 or None in ids:
             raise InputError(name, lineno, "field 'doc_ids' should list at least 2 document ids (positive first)")
-        doc_ids = cast(list[str], ids)  # no None left: checked above
+        doc_ids = [check_id(d, name, lineno, "a document id in 'doc_ids'") for d in doc_ids]
         labels = obj.get("labels")
         if labels is None:
             labels = [1] + [0] * (len(doc_ids) - 1)
@@ -481,9 +544,18 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
         sys.stdout.flush()
         return
     path = Path(target)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; give a file name for the output")
+    if path.exists() and not path.is_file():
+        # A device, FIFO or /dev/stdout link: write through it. Renaming a file over it would replace the device
+        # node or link itself (and /dev/full would then silently "succeed").
+        with _os_fault(path), open(path, "w", encoding="utf-8", newline="\n") as special:
+            yield special  # type: ignore[misc]
+        return
+    _make_parent(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    raw = open(tmp, "wb")  # noqa: SIM115 - closed below
+    with _os_fault(path):
+        raw = open(tmp, "wb")  # noqa: SIM115 - closed below
     binary: IO[bytes] = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
                          if path.suffix == ".gz" else raw)
     text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")  # type: ignore[arg-type]
@@ -497,14 +569,79 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
         os.fsync(raw.fileno())
         raw.close()
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             text.detach()
         with contextlib.suppress(Exception):
             raw.close()
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in OUTPUT_FAULTS:
+            raise UsageError(f"{path}: {OUTPUT_FAULTS[exc.errno]}; nothing was written") from None
         raise
+
+
+# Faults of the file system under an output, each said in words the user can act on.
+OUTPUT_FAULTS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                 errno.EFBIG: "file too large", errno.EROFS: "read-only file system", errno.EIO: "input/output error",
+                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                 errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EISDIR: "is a folder"}
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be
+        raise UsageError(f"{path}: a part of the path is a file, not a folder") from None
+    except OSError as exc:
+        if exc.errno in OUTPUT_FAULTS:
+            raise UsageError(f"{path.parent}: {OUTPUT_FAULTS[exc.errno]}") from None
+        raise
+
+
+@contextlib.contextmanager
+def _os_fault(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in OUTPUT_FAULTS:
+            raise UsageError(f"{path}: {OUTPUT_FAULTS[exc.errno]}") from None
+        raise
+
+
+@contextlib.contextmanager
+def exclusive(target: Source) -> Iterator[None]:
+    """Hold the lock of an output for a whole job, so two jobs writing the same -o or --out cannot interleave
+    their journals or checkpoints: the second refuses with one line. The lock is an flock on a hidden file
+    beside the target, released (and removed) when the job ends or dies."""
+    import fcntl
+
+    path = Path(target)
+    lock = path.with_name(f".{path.name}.lock")
+    _make_parent(path)
+    while True:
+        with _os_fault(lock):
+            fh = open(lock, "a")  # noqa: SIM115 - closed below
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise UsageError(f"{path}: another rdistill job is writing it (it holds {lock}); wait for that job "
+                             "or choose another output") from None
+        # The previous holder may have removed the file between our open and our lock: then lock the new one.
+        try:
+            same = os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fh.close()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        fh.close()
 
 
 def write_text_atomic(path: Source, content: str) -> None:

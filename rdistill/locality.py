@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from rdistill.errors import InputError, UsageError
-from rdistill.io import iter_groups, iter_lines, iter_run_queries, sort_query, source_name
+from rdistill.io import iter_groups, iter_run_queries, peek_line, sort_query, source_name
 
 if TYPE_CHECKING:
     from rdistill.docstore import DocStore
@@ -53,10 +53,10 @@ def dataset_delta(diameters: Iterable[float], quantile: float = DATASET_QUANTILE
 
 
 def is_groups_file(source: str) -> bool:
-    """Groups JSONL starts with '{'; anything else is read as a TREC run."""
-    for _, line in iter_lines(source):
-        if line.strip():
-            return line.lstrip().startswith("{")
+    """Groups JSONL starts with '{'; anything else is read as a TREC run. Peeks, so stdin keeps its first line."""
+    line = peek_line(source)
+    if line is not None:
+        return line.lstrip().startswith("{")
     raise InputError(source_name(source), None, "empty input: expected training groups (JSONL) or a TREC run")
 
 

@@ -8,12 +8,14 @@ Inference sorts inputs by length so each batch pads only to its own longest memb
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rdistill.errors import UsageError
+from rdistill.errors import RdistillError, UsageError
 from rdistill.progress import progress  # noqa: F401 - re-exported: stages import it from here
 
 # Silence transformers before it is imported anywhere: its per-load report and progress bars are noise for users.
@@ -168,7 +170,8 @@ def detect_kind(path: str) -> Kind:
         return OnnxModel(graph, torch.device("cpu"), optimize=False).kind
     config = _read_json(folder / "config.json") if folder.is_dir() else None
     if config is None:
-        config = transformers.AutoConfig.from_pretrained(path).to_dict()
+        with loading(path):
+            config = transformers.AutoConfig.from_pretrained(path).to_dict()
     arch = " ".join(config.get("architectures") or [])
     return "cross" if "ForSequenceClassification" in arch else "bi"
 
@@ -202,8 +205,38 @@ class SentenceTransformerSettings:
         return settings
 
 
+@contextlib.contextmanager
+def loading(path: str) -> Iterator[None]:
+    """Turn what transformers raises for a broken model folder (config without weights, corrupt safetensors, a
+    truncated file, no tokenizer) into one line that names the folder."""
+    try:
+        yield
+    except RdistillError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError, RuntimeError, ...: all one fault
+        text = str(exc).strip()
+        reason = text.splitlines()[0][:200] if text else type(exc).__name__
+        raise UsageError(f"model {path}: cannot load it ({reason})") from None
+
+
 def load_tokenizer(path: str) -> Any:
-    return transformers.AutoTokenizer.from_pretrained(path)
+    with loading(path):
+        return transformers.AutoTokenizer.from_pretrained(path)
+
+
+def check_head(path: str, info: dict[str, Any], allow_new_head: bool, what: str) -> None:
+    """A cross-encoder whose classification head is not in the checkpoint scores with random weights: refuse that
+    unless asked for (training a student from an encoder wants exactly that)."""
+    missing = list(info.get("missing_keys") or []) + [k[0] if isinstance(k, tuple) else k
+                                                       for k in info.get("mismatched_keys") or []]
+    if not missing:
+        return
+    if not allow_new_head:
+        raise UsageError(f"model {path}: has no trained classification head ({', '.join(map(str, missing[:3]))} "
+                         f"missing), so {what} would use random weights; give a cross-encoder checkpoint, or "
+                         "--allow-new-head to score with a new random head anyway")
+    print(f"rdistill: warning: model {path} has no trained classification head; {what} uses a NEW RANDOM head "
+          "(--allow-new-head)", file=sys.stderr)
 
 
 def cut_texts(tokenizer: Any, texts: Sequence[str], max_tokens: int) -> list[str]:
@@ -305,14 +338,14 @@ class CrossEncoder:
     """Any Hugging Face sequence-classification checkpoint used as a cross-encoder (1-logit or 2-label head)."""
 
     def __init__(self, model: str, max_query_length: int = 30, max_doc_length: int = 200,
-                 device: str | None = None, dtype: str | None = None) -> None:
+                 device: str | None = None, dtype: str | None = None, allow_new_head: bool = False) -> None:
         path = resolve_model(model)
         self.path = path
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
         self.device = resolve_device("cpu" if dtype == "int8" and device in (None, "auto") else device)
         self.tokenizer = load_tokenizer(path)
-        self.engine, self.model = load_model(path, "cross", self.device, dtype)
+        self.engine, self.model = load_model(path, "cross", self.device, dtype, allow_new_head)
 
     def settings(self) -> dict[str, Any]:
         out = {"model": self.path, "max_query_length": self.max_query_length,
@@ -429,7 +462,8 @@ def onnx_is_quantised(file: Path) -> bool:
     return any(node.op_type in _QUANTISED_OPS for node in graph.node)
 
 
-def load_model(path: str, kind: Kind, device: torch.device, dtype: str | None) -> tuple[str, Any]:
+def load_model(path: str, kind: Kind, device: torch.device, dtype: str | None,
+               allow_new_head: bool = False) -> tuple[str, Any]:
     """The model a folder holds, ready for inference, and the engine that runs it.
 
     A PyTorch folder loads through transformers in fp32 / bf16 / fp16; an ONNX folder runs through ONNX Runtime as
@@ -441,14 +475,25 @@ def load_model(path: str, kind: Kind, device: torch.device, dtype: str | None) -
     if dtype == "int8":
         if device.type != "cpu":
             raise UsageError("--dtype int8 is CPU inference (dynamic int8 quantisation); use --device cpu")
+        if kind == "cross" and graph is None:
+            _load_torch(path, kind, torch.float32, allow_new_head)  # the head check, before a graph is made of it
         return "onnxruntime-int8", OnnxModel(int8_graph(path, kind), device)
     if graph is not None:
         if dtype not in (None, "auto", "fp32", "float32"):
             raise UsageError(f"model {path} is an ONNX graph: it runs as saved (--dtype fp32), or as int8")
         return "onnxruntime", OnnxModel(graph, device)
-    torch_dtype = resolve_dtype(dtype, device)
-    cls = transformers.AutoModelForSequenceClassification if kind == "cross" else transformers.AutoModel
-    return "torch", cls.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+    return "torch", _load_torch(path, kind, resolve_dtype(dtype, device), allow_new_head).to(device).eval()
+
+
+def _load_torch(path: str, kind: Kind, dtype: torch.dtype, allow_new_head: bool) -> Any:
+    """A PyTorch folder through transformers; a cross-encoder without a trained head is refused (check_head)."""
+    with loading(path):
+        if kind != "cross":
+            return transformers.AutoModel.from_pretrained(path, dtype=dtype)
+        model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+            path, dtype=dtype, output_loading_info=True)
+    check_head(path, info, allow_new_head, "scoring")
+    return model
 
 
 def _fingerprint(path: str) -> str:

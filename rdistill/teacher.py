@@ -27,8 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from rdistill.errors import UsageError
-from rdistill.io import Source, dumps, format_run_query, iter_run_queries, open_output, source_name
+from rdistill.errors import RdistillError, UsageError
+from rdistill.io import (
+    Source,
+    dumps,
+    exclusive,
+    format_run_query,
+    iter_run_queries,
+    open_output,
+    source_name,
+)
 from rdistill.schema import Qrels
 
 JOURNAL_MAGIC = "#rdistill-score-teacher"
@@ -50,6 +58,7 @@ class TeacherSettings:
     chunk_pairs: int = 4096
     embeddings_cache: str | None = None
     doc_embeddings: str = "corpus"  # bi only: "corpus" (cached index of every document) or "run" (per chunk)
+    allow_new_head: bool = False  # cross only: score even when the checkpoint has no trained classification head
 
 
 class CrossTeacher:
@@ -59,7 +68,8 @@ class CrossTeacher:
         from rdistill.models import CrossEncoder
 
         self.model = CrossEncoder(s.model, max_query_length=s.max_query_length or 30,
-                                  max_doc_length=s.max_doc_length or 200, device=s.device, dtype=s.dtype)
+                                  max_doc_length=s.max_doc_length or 200, device=s.device, dtype=s.dtype,
+                                  allow_new_head=s.allow_new_head)
         self.batch_size = s.batch_size
 
     def settings(self) -> dict[str, Any]:
@@ -174,12 +184,25 @@ def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTea
     raise UsageError(f"--kind {kind!r}: expected cross or bi")
 
 
+class JournalMismatch(UsageError):
+    """--resume with input other than the journal was made from."""
+
+
+class Chunk(list):  # type: ignore[type-arg]
+    """A chunk's (query id, pool) pairs, with ``digest``: what it was made from (each query's run lines: ids and
+    scores, in file order, and its added positives). --resume compares it with the journal's, so a journal is only
+    ever continued with the input it began with, even on stdin."""
+
+    digest: str = ""
+
+
 def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
-           chunk_pairs: int) -> Iterator[list[tuple[str, list[str]]]]:
+           chunk_pairs: int) -> Iterator[Chunk]:
     """The run's queries in this shard, each pool with its judged positives added, grouped into chunks."""
     from rdistill.shards import in_shard
 
-    chunk: list[tuple[str, list[str]]] = []
+    chunk = Chunk()
+    digest = hashlib.sha1()
     size = 0
     for qid, docs in iter_run_queries(run):
         if not in_shard(qid, shard):
@@ -189,11 +212,14 @@ def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
             seen = set(pool)
             pool += [d for d, rel in sorted(positives.get(qid, {}).items()) if rel > 0 and d not in seen]
         chunk.append((qid, pool))
+        digest.update(f"{qid}\t{dumps(docs)}\t{' '.join(pool)}\n".encode())
         size += len(pool)
         if size >= chunk_pairs:
+            chunk.digest = digest.hexdigest()
             yield chunk
-            chunk, size = [], 0
+            chunk, size, digest = Chunk(), 0, hashlib.sha1()
     if chunk:
+        chunk.digest = digest.hexdigest()
         yield chunk
 
 
@@ -223,21 +249,23 @@ def journal_path(output: str | Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, int]:
-    """Open the journal for appending; on resume keep its committed chunks (cut any torn tail) and count them."""
-    done = 0
+def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, list[str]]:
+    """Open the journal for appending; on resume keep its committed chunks (cut any torn tail) and return their
+    input digests."""
+    done: list[str] = []
     if resume and path.exists():
         keep = 0
         with open(path, "rb") as fh:
             first = fh.readline().decode("utf-8", "replace").rstrip("\n")
             if first != header:
-                raise UsageError(f"{path}: this partial output was made with other settings or input; delete it "
-                                 "or run without --resume to start over")
+                raise UsageError(f"{path}: this partial output was made with other settings, queries, corpus or "
+                                 "model; delete it or run without --resume to start over")
             keep = fh.tell()
             for line in fh:
                 if line.startswith(CHUNK_END.encode()) and line.endswith(b"\n"):
+                    fields = line.decode("utf-8", "replace").split()
                     keep = fh.tell()
-                    done += 1
+                    done.append(fields[2] if len(fields) > 2 else "")
         fh = open(path, "r+b")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
         fh.truncate(keep)
         fh.seek(keep)
@@ -247,7 +275,17 @@ def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, int]:
     fh = open(path, "wb")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
     fh.write((header + "\n").encode())
     _sync(fh)
-    return fh, 0
+    return fh, done
+
+
+def _identity(spec: str) -> Any:
+    """A file or folder as it is now (path, sizes, modification times): a changed corpus or retrained model gives
+    another journal fingerprint, without hashing gigabytes."""
+    path = Path(spec)
+    if not path.exists():
+        return spec  # a hub name or irds: id
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
 def _sync(fh: Any) -> None:
@@ -263,44 +301,84 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
     Returns what the job did (teacher settings, counts), for the metadata sidecar.
     """
     from rdistill.docstore import DocStore
-    from rdistill.models import progress
 
     if resume and output is None:
         raise UsageError("--resume needs -o FILE (the partial work is kept beside it)")
+    if output is not None and Path(output).is_dir():
+        raise UsageError(f"{output}: is a folder; give a file name for the output")
     teacher = load_teacher(settings, corpus)
     store = DocStore(corpus) if teacher.needs_texts else None
     name = tag or Path(settings.model.rstrip("/")).name  # as the user named it (a hub name, not its cache path)
     info: dict[str, Any] = {"teacher": teacher.settings(), "settings": asdict(settings), "shard": list(shard),
                             "tag": name, "input": source_name(run)}
+    # The journal is bound to its job: settings, positives, the queries' texts, the corpus and the model files
+    # here, and each chunk's input (see Chunk) as it is replayed.
     fingerprint = dumps({k: v for k, v in info.items() if k != "input"} |
                         {"positives": None if positives is None else sorted((q, sorted(d.items()))
-                                                                            for q, d in positives.items())})
+                                                                            for q, d in positives.items()),
+                         "queries": hashlib.sha1(dumps(sorted(queries.items())).encode()).hexdigest(),
+                         "corpus": _identity(corpus), "model_files": _identity(settings.model)})
     header = f"{JOURNAL_MAGIC} {hashlib.sha1(fingerprint.encode()).hexdigest()}"
-    journal = None
-    skip = 0
-    if output is not None:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        journal, skip = _open_journal(journal_path(output), header, resume)
+    if output is None:
+        return _score(run, queries, teacher, store, settings, info, name, None, [], shard, positives)
+    with exclusive(output):
+        path = journal_path(output)
+        journal, done = _open_journal(path, header, resume)
+        try:
+            return _score(run, queries, teacher, store, settings, info, name, journal, done, shard, positives,
+                          output)
+        except JournalMismatch:
+            journal.close()  # the journal is good; the input is not the one it was made from
+            raise
+        except RdistillError:
+            # Bad input: a rerun needs other input, which this journal would refuse anyway. Leave nothing behind.
+            journal.close()
+            path.unlink(missing_ok=True)
+            raise
+        except BaseException:
+            # A crash, Ctrl-C or a device fault: the finished chunks are good and the same command can go on.
+            journal.close()
+            if path.exists():
+                print(f"rdistill: note: finished chunks are kept in {path}; the same command with --resume "
+                      "continues from them", file=sys.stderr)
+            raise
+
+
+def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeacher, store: Any,
+           settings: TeacherSettings, info: dict[str, Any], name: str, journal: Any, done: list[str],
+           shard: tuple[int, int], positives: Qrels | None, output: str | None = None) -> dict[str, Any]:
+    from rdistill.models import progress
+
+    skip = len(done)
     bar = progress(None, "scoring", "pair")  # type: ignore[arg-type]  # total unknown while streaming
-    n_queries = n_pairs = 0
+    n_queries = n_pairs = n_chunks = 0
     try:
         for i, chunk in enumerate(chunks(run, shard, positives, settings.chunk_pairs)):
+            n_chunks += 1
             pairs = sum(len(pool) for _, pool in chunk)
             n_queries += len(chunk)
             n_pairs += pairs
+            digest = chunk.digest
             if i < skip:
+                if digest != done[i]:
+                    raise JournalMismatch(f"{journal_path(output or '')}: --resume with other input: chunk {i + 1} of "
+                                     f"this partial output was made from other queries or documents than "
+                                     f"{source_name(run)} gives; delete it or run without --resume")
                 continue
             lines = score_chunk(teacher, chunk, queries, store, name)
             if journal is None:
                 sys.stdout.write(lines)
             else:
-                journal.write((lines + f"{CHUNK_END} {len(chunk)}\n").encode())
+                journal.write((lines + f"{CHUNK_END} {len(chunk)} {digest}\n").encode())
                 _sync(journal)
             bar.update(pairs)
     finally:
         bar.close()
-        if journal is not None:
-            journal.close()
+    if journal is not None:
+        journal.close()
+    if skip > n_chunks:
+        raise JournalMismatch(f"{journal_path(output or '')}: --resume with other input: this partial output holds "
+                         f"{skip} chunks, more than {source_name(run)} gives; delete it or run without --resume")
     if n_queries == 0:  # a valid, empty share of a small run
         print(f"rdistill: note: no query of the run falls in shard {shard[0]}/{shard[1]}", file=sys.stderr)
     if output is not None:

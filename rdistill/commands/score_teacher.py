@@ -33,6 +33,9 @@ def command(
                                        metavar="RUN")] = "-",
     kind: Annotated[str | None, typer.Option("--kind", help="cross or bi. Default: detected from the checkpoint "
                                              "(a sequence-classification head is a cross-encoder).")] = None,
+    allow_new_head: Annotated[bool, typer.Option("--allow-new-head", help="With --kind cross on a checkpoint "
+                                                 "without a trained classification head (a plain encoder): score "
+                                                 "with a new random head instead of refusing.")] = False,
     qrels: Annotated[str | None, typer.Option("--qrels", help="Add each query's judged positives (rel > 0) to "
                                               "its pool: a BEIR folder (with --split), a TREC or BEIR qrels file.",
                                               metavar="SPEC")] = None,
@@ -126,7 +129,7 @@ def command(
     settings = TeacherSettings(model=model, kind=kind, batch_size=batch_size, max_query_length=max_query_length,
                                max_doc_length=max_doc_length, similarity=similarity, device=device, dtype=dtype,
                                chunk_pairs=chunk_pairs, embeddings_cache=embeddings_cache,
-                               doc_embeddings=doc_embeddings)
+                               doc_embeddings=doc_embeddings, allow_new_head=allow_new_head)
     info = score_run(run, load_queries(queries), corpus, settings, output=output, resume=resume, shard=part,
                      positives=positives, tag=tag)
     if output is not None:

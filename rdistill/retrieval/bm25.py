@@ -117,7 +117,8 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     bytes of resident memory (``1G``, ``512M``) whatever the corpus's size: see :mod:`rdistill.retrieval.segments`.
     ``segment_postings`` fixes the segment and merge-block size instead (the index is the same either way).
     """
-    from rdistill.data import iter_corpus
+    from rdistill.data import check_unique_ids, is_irds, iter_corpus
+    from rdistill.docstore import id_hash
     from rdistill.progress import progress
 
     budget = parse_memory(memory) if isinstance(memory, str) else memory
@@ -129,8 +130,10 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     lengths = _Growing(np.int32)
     # The corpus is streamed, so the bar counts documents without a total.
     bar = progress(None, "indexing (bm25)", "doc") if show_progress else None
+    id_hashes = _Growing(np.uint64)
     for n, doc in enumerate(iter_corpus(corpus)):
         ids.add(doc.doc_id)
+        id_hashes.extend((id_hash(doc.doc_id),))
         tokens = tokenize(doc.full_text)
         counts = Counter(tokens)  # first-seen order, which fixes term ids in the order rank_bm25 meets terms
         try:
@@ -148,6 +151,8 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     n_docs = ids.count
     if n_docs == 0:
         raise InputError(corpus, None, "empty corpus: no documents")
+    if not is_irds(corpus):
+        check_unique_ids(corpus, id_hashes.array())  # a run would list the document twice per query
     spill.flush(len(vocab))
     df = np.zeros(len(vocab), dtype=np.int64)
     for segment in spill.segments:

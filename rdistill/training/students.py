@@ -16,7 +16,15 @@ import torch
 import transformers
 
 from rdistill.errors import UsageError
-from rdistill.models import Pooling, cross_encoder_scores, encode_pairs, encode_texts, load_tokenizer, pool
+from rdistill.models import (
+    Pooling,
+    cross_encoder_scores,
+    encode_pairs,
+    encode_texts,
+    load_tokenizer,
+    loading,
+    pool,
+)
 
 StudentKind = Literal["cross", "bi"]
 
@@ -26,7 +34,8 @@ StudentKind = Literal["cross", "bi"]
 
 
 def _config(path: str, init_layers: int | None) -> Any:
-    config = transformers.AutoConfig.from_pretrained(path)
+    with loading(path):
+        config = transformers.AutoConfig.from_pretrained(path)
     if init_layers is not None:
         layers = getattr(config, "num_hidden_layers", None)
         if layers is None:
@@ -81,8 +90,9 @@ class CrossStudent(Student):
         has_head = any("ForSequenceClassification" in a for a in (config.architectures or []))
         if not (has_head and config.num_labels in (1, 2)):
             config.num_labels = 2  # the paper's head; the score is log P(relevant), as the teacher's
-        self.model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, output_loading_info=True, ignore_mismatched_sizes=True, dtype=torch.float32)
+        with loading(path):
+            self.model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+                path, config=config, output_loading_info=True, ignore_mismatched_sizes=True, dtype=torch.float32)
         if (info.get("missing_keys") or info.get("mismatched_keys")) and os.environ.get("RANK", "0") == "0":
             print(f"rdistill train: {path} has no {config.num_labels}-label classification head; starting a new one "
                   "from random weights", file=sys.stderr)
@@ -105,8 +115,9 @@ class BiStudent(Student):
                  max_doc_length: int = 200, pooling: Pooling = "cls") -> None:
         super().__init__(max_query_length, max_doc_length)
         self.pooling: Pooling = pooling
-        self.model = transformers.AutoModel.from_pretrained(path, config=_config(path, init_layers),
-                                                        dtype=torch.float32)
+        config = _config(path, init_layers)
+        with loading(path):
+            self.model = transformers.AutoModel.from_pretrained(path, config=config, dtype=torch.float32)
         self.tokenizer = load_tokenizer(path)
 
     def _embed(self, module: torch.nn.Module, texts: Sequence[str], max_length: int,

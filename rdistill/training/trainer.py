@@ -9,6 +9,7 @@ micro-batches the same as one batch k times larger.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -27,7 +28,7 @@ from rdistill.data import load_queries
 from rdistill.distributed import World
 from rdistill.docstore import DocStore
 from rdistill.errors import InputError, UsageError
-from rdistill.io import dumps, source_name, write_text_atomic
+from rdistill.io import dumps, exclusive, source_name, write_text_atomic
 from rdistill.meta import versions
 from rdistill.models import progress, resolve_device, torch_checkpoint
 from rdistill.training.data import Schedule, TrainGroup, read_groups
@@ -127,7 +128,14 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every generator's state as tensors, ints and strings only, so the checkpoint loads with weights_only=True
+    (numpy's own state holds an ndarray, which that loader refuses)."""
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {"torch": torch.get_rng_state(),
+                             "numpy": [str(name), torch.from_numpy(np.asarray(key, dtype=np.int64)), int(pos),
+                                       int(has_gauss), float(cached)],
+                             "python": [int(version), torch.tensor(internal, dtype=torch.int64), gauss]}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -135,8 +143,10 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    name, key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(int(x) for x in internal.tolist()), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -203,14 +213,30 @@ def _load_checkpoint(out: Path, rank: int, fingerprint: dict[str, Any]) -> dict[
     if not (folder / "state.pt").exists():
         print(f"rdistill train: no checkpoint in {folder}; starting from the beginning", file=sys.stderr)
         return None
-    state = torch.load(folder / "state.pt", map_location="cpu", weights_only=False)
+    state = _load_data(folder / "state.pt")
+    if not isinstance(state, dict) or not isinstance(state.get("fingerprint"), dict):
+        raise UsageError(f"{folder / 'state.pt'}: not an rdistill training checkpoint; delete {folder} or drop "
+                         "--resume")
     differ = sorted(k for k in set(fingerprint) | set(state["fingerprint"])
                     if fingerprint.get(k) != state["fingerprint"].get(k))
     if differ:
         raise UsageError(f"--resume: the checkpoint in {folder} was made with other arguments or data "
                          f"({', '.join(differ)}); use the same ones, or drop --resume to start again")
-    state["rng"] = torch.load(folder / f"rng-{rank}.pt", map_location="cpu", weights_only=False)
+    state["rng"] = _load_data(folder / f"rng-{rank}.pt")
     return state
+
+
+def _load_data(path: Path) -> Any:
+    """A checkpoint file as data: tensors, numbers, strings and containers only. weights_only=True refuses any
+    other pickled object, so a crafted checkpoint cannot run code on --resume."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: missing from the checkpoint; delete {path.parent} or drop --resume") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt zip, refused global, truncated file: all the same to the user
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path}: not a readable checkpoint of plain data ({reason}); delete {path.parent} or drop "
+                         "--resume") from None
 
 
 # ------------------------------------------------------------------------------------------------------ checks
@@ -228,8 +254,23 @@ def _check(config: TrainConfig) -> None:
         raise UsageError("give --max-steps or --epochs, not both")
     if config.amp not in ("none", "bf16", "fp16"):
         raise UsageError(f"--amp {config.amp!r}: expected none, bf16 or fp16")
-    if config.temperature <= 0:
-        raise UsageError("--temperature must be positive")
+    # Every float option up front: a nan or a negative rate would only show as a broken model at the end.
+    for flag, value, low, high in (("--lr", config.lr, 0.0, 1.0), ("--temperature", config.temperature, 0.0, None),
+                                   ("--weight-decay", config.weight_decay, None, None),
+                                   ("--max-grad-norm", config.max_grad_norm, None, None)):
+        if not math.isfinite(value):
+            raise UsageError(f"{flag} {value}: expected a finite number")
+        if low is not None and value <= low:
+            raise UsageError(f"{flag} {value}: expected a number above {low:g}")
+        if high is not None and value > high:
+            raise UsageError(f"{flag} {value}: expected at most {high:g} (AdamW rates are around 1e-5 to 1e-3; "
+                             "larger ones make the loss overflow)")
+    if config.weight_decay < 0 or config.max_grad_norm < 0:
+        raise UsageError("--weight-decay and --max-grad-norm must not be negative")
+    if not (math.isfinite(config.warmup) and 0 <= config.warmup <= 1):
+        raise UsageError(f"--warmup {config.warmup}: expected a fraction of the steps, from 0 to 1")
+    if config.pooling not in ("cls", "mean"):
+        raise UsageError(f"--pooling {config.pooling!r}: expected cls or mean")
     if not (config.teacher_scale > 0 and math.isfinite(config.teacher_scale)):
         raise UsageError("--teacher-scale must be a positive finite number")
     if config.group_size is not None and config.group_size < 2:
@@ -302,18 +343,68 @@ def _train_step(step: int, student: Student, model: torch.nn.Module, opt: _Optim
     if world.launched:
         dist.all_reduce(step_loss)
     opt.scaler.unscale_(opt.optimizer)
+    step_value = float(step_loss) / n_step
+    total = data.schedule.steps
+    if not math.isfinite(step_value):
+        raise _diverged(step + 1, total, "loss", step_value, config, Path(config.out), data.groups)
     if config.max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(opt.params, config.max_grad_norm)
+        norm = float(torch.nn.utils.clip_grad_norm_(opt.params, config.max_grad_norm))
+    else:
+        norm = float(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(p.grad) for p in opt.params if p.grad is not None] or [torch.zeros(())])))
+    # Under fp16 the scaler skips steps with inf gradients itself; anywhere else one would poison the weights.
+    if not math.isfinite(norm) and config.amp != "fp16":
+        raise _diverged(step + 1, total, "gradient norm", norm, config, Path(config.out), data.groups)
     opt.scaler.step(opt.optimizer)
     opt.scaler.update()
     opt.scheduler.step()
     opt.optimizer.zero_grad(set_to_none=True)
-    return float(step_loss) / n_step, pairs
+    return step_value, pairs
 
 
 def train(config: TrainConfig) -> TrainResult:
     """Train a student as ``config`` says and write it to ``config.out`` (rank 0 only under torchrun)."""
     _check(config)
+    # One job per --out: a second one would interleave checkpoints and model swaps. Ranks of one torchrun job
+    # share the folder, so only rank 0 holds the lock.
+    with exclusive(config.out) if World.from_env().rank == 0 else contextlib.nullcontext():
+        return _train(config)
+
+
+def _check_float32(groups: list[TrainGroup], scale: float, name: str) -> None:
+    """Teacher scores are finite in float64 when read, but training multiplies them by --teacher-scale in float32:
+    1e39 becomes inf there and every loss nan."""
+    limit = float(np.finfo(np.float32).max)
+    for group in groups:
+        for score in group.scores or ():
+            if abs(score * scale) > limit:
+                raise InputError(name, group.line, f"teacher score {score!r} (times --teacher-scale {scale:g}) "
+                                 "overflows float32, in which training computes; rescale the scores")
+
+
+class Diverged(UsageError):
+    """A non-finite loss or gradient: training stops before the optimizer applies it."""
+
+
+def _diverged(step: int, total: int, what: str, value: float, config: TrainConfig, out: Path,
+              groups: list[TrainGroup]) -> Diverged:
+    if config.lr > 1e-3:
+        cause = f"--lr {config.lr:g} is too high for AdamW (try 1e-5 to 1e-4)"
+    elif config.loss in NEEDS_TEACHER and max((abs(x) * config.teacher_scale for g in groups for x in g.scores or ()),
+                                              default=0.0) > 1e4:
+        cause = "the teacher scores (times --teacher-scale) are very large; scale them down"
+    elif config.amp == "fp16":
+        cause = "fp16 overflow; try --amp bf16 or none"
+    else:
+        cause = "try a lower --lr, a smaller --teacher-scale or --temperature closer to 1"
+    folder = out / CHECKPOINT
+    kept = (f"; the last good checkpoint is kept in {folder} (--resume continues from it)"
+            if (folder / "state.pt").exists() else "")
+    return Diverged(f"step {step} of {total}: the {what} is not finite ({value}); likely cause: {cause}. "
+                    f"No model was written{kept}")
+
+
+def _train(config: TrainConfig) -> TrainResult:
     world = World.from_env()
     rank = world.rank
     device = _setup_device(config, world)
@@ -326,6 +417,8 @@ def train(config: TrainConfig) -> TrainResult:
     queries = load_queries(config.queries)
     store = DocStore(config.corpus)
     _check_texts(groups, queries, store, name)
+    if config.loss in NEEDS_TEACHER:
+        _check_float32(groups, config.teacher_scale, name)
 
     if config.max_steps is not None:
         total_queries = config.max_steps * config.batch_size * config.grad_accum
