@@ -211,6 +211,9 @@ def test_duplicate_ids(cli, tmp_path: Path, what: str) -> None:
 @pytest.mark.parametrize("argv", [
     ["entropy", "-T", "nan"], ["entropy", "-T", "inf"],
     ["eval", "--qrels", str(SAMPLE / "qrels.txt"), "--tests", "--alpha", "nan"],
+    # Out of range rather than non-finite: a level of 0 or 1 makes every test say the same thing, silently.
+    ["eval", "--qrels", str(SAMPLE / "qrels.txt"), "--alpha", "0"],
+    ["eval", "--qrels", str(SAMPLE / "qrels.txt"), "--equivalence-alpha", "1"],
     ["retrieve", "--corpus", str(SAMPLE / "corpus.jsonl"), "--queries", str(SAMPLE / "queries.jsonl"), "--k1", "nan"],
 ], ids=lambda a: "-".join(a[:1] + a[-2:]))
 def test_non_finite_options(cli, argv: list[str]) -> None:
