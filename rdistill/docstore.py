@@ -39,6 +39,30 @@ def id_hash(doc_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+class HashIndex:
+    """Ids found by their sorted 64-bit hashes (no dict of every id; the arrays can be memory-mapped), each with a
+    value: a line offset for :class:`DocStore`, an embedding row for the teacher. The one id lookup of both."""
+
+    def __init__(self, hashes: np.ndarray, values: np.ndarray) -> None:
+        self.hashes = hashes
+        self.values = values
+
+    @staticmethod
+    def sorted_table(hashes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(hashes, values) ordered by hash, stably, as the lookup needs them."""
+        order = np.argsort(hashes, kind="stable")
+        return hashes[order], values[order]
+
+    def candidates(self, doc_id: str) -> Iterator[int]:
+        """The values of every id whose hash is ``doc_id``'s (almost always one): the caller checks which is it."""
+        h = np.uint64(id_hash(doc_id))
+        i = int(np.searchsorted(self.hashes, h, side="left"))
+        n = self.hashes.shape[0]
+        while i < n and self.hashes[i] == h:
+            yield int(self.values[i])
+            i += 1
+
+
 def file_key(path: Path) -> str:
     """Identifies one version of one file: a changed corpus gets a new index, never a stale one."""
     stat = path.stat()
@@ -64,11 +88,17 @@ class DocStore:
         self.path = folder / "corpus.data" if (folder / "corpus.data").exists() else source
         self._hashes = np.load(folder / "hashes.npy", mmap_mode="r")
         self._offsets = np.load(folder / "offsets.npy", mmap_mode="r")
+        self._lookup = HashIndex(self._hashes, self._offsets)
         self._count = int(self._hashes.shape[0])
         self._fd = os.open(self.path, os.O_RDONLY)
 
     def __len__(self) -> int:
         return self._count
+
+    @property
+    def positional(self) -> bool:
+        """Whether documents can be had by position (:meth:`id_at`): a corpus file yes, an ir_datasets id no."""
+        return self._irds is None
 
     def __iter__(self) -> Iterator[Document]:
         return iter_corpus(self.spec)
@@ -76,7 +106,7 @@ class DocStore:
     def close(self) -> None:
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
-            self._fd = None
+            self._fd = None  # type: ignore[assignment]
 
     def __del__(self) -> None:
         self.close()
@@ -101,13 +131,10 @@ class DocStore:
             except KeyError:
                 return None
             return Document(row.doc_id, getattr(row, "text", "") or row.default_text(), getattr(row, "title", "") or "")
-        h = np.uint64(id_hash(doc_id))
-        i = int(np.searchsorted(self._hashes, h, side="left"))
-        while i < self._count and self._hashes[i] == h:
-            doc = parse_document_line(self._read_line(int(self._offsets[i])), str(self.path), 0)
+        for offset in self._lookup.candidates(doc_id):
+            doc = parse_document_line(self._read_line(offset), str(self.path), 0)
             if doc is not None and doc.doc_id == doc_id:
                 return doc
-            i += 1
         return None
 
     def id_at(self, index: int) -> str:
@@ -168,8 +195,7 @@ def _build(source: Path, folder: Path) -> None:
     h = np.asarray(hashes, dtype=np.uint64)
     o = np.asarray(offsets, dtype=np.uint64)
     del hashes, offsets
-    order = np.argsort(h, kind="stable")
-    h, o = h[order], o[order]
+    h, o = HashIndex.sorted_table(h, o)
     _check_duplicates(h, o, data_path, name)
     np.save(tmp / "hashes.npy", h)
     np.save(tmp / "offsets.npy", o)

@@ -15,11 +15,14 @@ are named by what they keep: ``below-X`` keeps H < X, ``above-X`` keeps H >= X, 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple, TextIO
 
 import numpy as np
 
-from rdistill.errors import UsageError
+from rdistill.errors import InputError, UsageError
+from rdistill.io import Source, iter_groups, iter_lines, iter_run_queries, source_name
+from rdistill.schema import EntropyRecord
 
 DEFINITIONS = ("softmax", "pairwise", "sumnorm")
 CUTS = ("below-median", "above-median", "below-q3", "above-q1", "inner", "outer", "percentile:LO:HI")
@@ -126,6 +129,83 @@ def summary(values: Sequence[float]) -> dict[str, float]:
     q1, median, q3 = (float(x) for x in np.percentile(v, [25, 50, 75]))
     return {"queries": float(len(v)), "mean": float(v.mean()), "min": float(v.min()), "q1": q1, "median": median,
             "q3": q3, "max": float(v.max())}
+
+
+INPUT_FORMAT = "a scored TREC run or training groups (JSONL)"
+
+
+class Measurement(NamedTuple):
+    """What :func:`measure` found: one record per query (per group for groups input), and the input's kind."""
+
+    records: list[EntropyRecord]
+    groups: bool  # the input was training groups (JSONL), not a run
+
+    @property
+    def values(self) -> list[float]:
+        return [r.entropy for r in self.records]
+
+
+def is_groups(source: Source) -> bool:
+    """Training groups (JSONL, first character '{') rather than a TREC run; reads the first line only."""
+    for _, line in iter_lines(source):
+        if line.strip():
+            return line.lstrip()[0] == "{"
+    raise InputError(source_name(source), None, f"empty input: expected {INPUT_FORMAT}")
+
+
+def _candidate_sets(source: Source, groups: bool) -> Iterator[tuple[str, list[float]]]:
+    """(query id, scores) per query of a run, or per line of a groups file (a group is its own candidate set)."""
+    if not groups:
+        for qid, docs in iter_run_queries(source):
+            yield qid, list(docs.values())
+        return
+    name = source_name(source)
+    for lineno, group in iter_groups(source):
+        if group.scores is None:
+            raise InputError(name, lineno, "group has no teacher scores (field 'scores'): sample with --scores, "
+                             "or pass a scored run instead")
+        yield group.query_id, group.scores
+
+
+def measure(source: Source, definition: str = "softmax", temperature: float = 1.0, k: int | None = None,
+            bits: bool = False) -> Measurement:
+    """The entropy of each query's top ``k`` candidates in a scored run, or of each group in a groups file.
+
+    ``source`` is read twice (to tell the kind, then the data), so it must be a file, not ``-``.
+    """
+    if definition not in DEFINITIONS:
+        raise UsageError(f"--definition {definition!r}: expected one of {', '.join(DEFINITIONS)}")
+    groups = is_groups(source)
+    name = source_name(source)
+    records: list[EntropyRecord] = []
+    for qid, scores in _candidate_sets(source, groups):
+        cand = top_k(scores, k)
+        try:
+            value = entropy(cand, definition, temperature, bits)
+        except ValueError as exc:
+            raise InputError(name, None, f"query {qid!r}: {exc}") from None
+        records.append(EntropyRecord(qid, value, len(cand), definition, temperature))
+    return Measurement(records, groups)
+
+
+def cut(source: Source, measured: Measurement, bounds: tuple[float, float, bool], out: TextIO) -> int:
+    """Write the lines of ``source`` whose query (group) the cut keeps, unchanged; return how many were kept.
+
+    A groups file is cut line by line (one decision per group, in order); a run keeps every line of a kept query.
+    """
+    decisions = [kept(r.entropy, bounds) for r in measured.records]
+    if measured.groups:
+        it = iter(decisions)
+        for _, line in iter_lines(source):
+            if line.strip() and next(it):
+                out.write(line + "\n")
+    else:
+        keep_ids = {r.query_id for r, keep in zip(measured.records, decisions, strict=True) if keep}
+        for _, line in iter_lines(source):
+            fields = line.split(None, 1)
+            if fields and fields[0] in keep_ids:
+                out.write(line + "\n")
+    return sum(decisions)
 
 
 def plot(values: Sequence[float], path: str, title: str, bounds: tuple[float, float, bool] | None = None,

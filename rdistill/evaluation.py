@@ -122,7 +122,8 @@ def _kernel(base: str) -> Any:
             "precision": metrics.precision, "recall": metrics.recall}[base]
 
 
-def evaluate(qrels: Qrels, run: Run, measures: Sequence[Measure] | str = DEFAULT_METRICS, *, name: str = "run",
+def evaluate(qrels: Qrels, run: Run, measures: Sequence[Measure | str] | str = DEFAULT_METRICS, *,
+             name: str = "run",
              complete: bool = False, rel_level: int = 1) -> Evaluation:
     """Score ``run`` against ``qrels`` as trec_eval would (``complete`` = trec_eval -c, ``rel_level`` = -l)."""
     from numba.typed import List as TypedList
@@ -151,7 +152,7 @@ def evaluate(qrels: Qrels, run: Run, measures: Sequence[Measure] | str = DEFAULT
     return result
 
 
-def evaluate_many(qrels: Qrels, runs: Sequence[tuple[str, Run]], measures: Sequence[Measure] | str = DEFAULT_METRICS,
-                  *, complete: bool = False, rel_level: int = 1) -> list[Evaluation]:
+def evaluate_many(qrels: Qrels, runs: Sequence[tuple[str, Run]],
+                  measures: Sequence[Measure | str] | str = DEFAULT_METRICS, *, complete: bool = False, rel_level: int = 1) -> list[Evaluation]:
     parsed = parse_measures(measures) if isinstance(measures, str) else list(measures)
     return [evaluate(qrels, run, parsed, name=name, complete=complete, rel_level=rel_level) for name, run in runs]

@@ -15,12 +15,12 @@ Texts are joined from the corpus through :class:`rdistill.docstore.DocStore` (bo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
 
-from rdistill.errors import InputError
+from rdistill.errors import InputError, UsageError
 from rdistill.io import iter_groups, iter_jsonl, open_binary, require, source_name
 from rdistill.schema import Group, Qrels
 
@@ -132,3 +132,52 @@ def flagembedding(group: Group, query: str, store: Any, prompt: str = "") -> dic
         record["neg_scores"] = group.scores[1:]
     record["prompt"] = prompt
     return record
+
+
+# ------------------------------------------------------------------------------------------------------ convert
+
+
+def read(source: str, fmt: str = "groups", scores: dict[str, dict[str, float]] | None = None,
+         qrels: Qrels | None = None) -> Iterator[Group]:
+    """Groups from a training file in one of :data:`READ_FORMATS` (``scores`` and ``qrels`` attach teacher scores
+    and labels to the formats that lack them)."""
+    if fmt == "groups":
+        return read_groups_file(source)
+    if fmt == "authors":
+        return read_authors(source, scores, qrels)
+    if fmt == "sentence-transformers":
+        return read_sentence_transformers(source, scores, qrels)
+    raise UsageError(f"--from {fmt!r}: expected one of {', '.join(READ_FORMATS)}")
+
+
+def convert(groups: Iterable[Group], to: str = "groups", *, queries: Mapping[str, str] | None = None,
+            queries_name: str = "--queries", store: Any = None, prompt: str = "",
+            scores_out: dict[str, dict[str, float]] | None = None) -> Iterator[dict[str, Any]]:
+    """One record in format ``to`` (one of :data:`WRITE_FORMATS`) per group, in order.
+
+    Tevatron and FlagEmbedding records carry texts: ``queries`` (id -> text) and ``store`` (a DocStore) give them.
+    The authors' format keeps teacher scores apart: they are collected into ``scores_out``, which must be given
+    when the groups carry any.
+    """
+    if to not in WRITE_FORMATS:
+        raise UsageError(f"--to {to!r}: expected one of {', '.join(WRITE_FORMATS)}")
+    query_text = queries or {}
+
+    def text_of(qid: str) -> str:
+        if qid not in query_text:
+            raise UsageError(f"query {qid!r} is not in {queries_name}")
+        return query_text[qid]
+
+    for group in groups:
+        if to == "groups":
+            yield group._asdict()
+        elif to == "authors":
+            if group.scores is not None and scores_out is None:
+                raise UsageError("the groups have teacher scores: give --scores-out FILE so they are kept")
+            if scores_out is not None:
+                collect_scores(scores_out, group)
+            yield authors_triple(group)
+        elif to == "tevatron":
+            yield tevatron(group, text_of(group.query_id), store)
+        else:
+            yield flagembedding(group, text_of(group.query_id), store, prompt)

@@ -17,12 +17,12 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, TextIO, cast
 
 import orjson
 
 from rdistill.errors import InputError
-from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, check_finite
+from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, as_id, check_finite, is_finite
 
 Source = str | os.PathLike[str]
 STDIN_NAME = "<stdin>"
@@ -93,7 +93,7 @@ def parse_score(text: str, name: str, lineno: int, what: str = "score") -> float
         value = float(text)
     except ValueError:
         raise InputError(name, lineno, f"expected a numeric {what}, got {text!r}") from None
-    if math.isnan(value) or math.isinf(value):
+    if not is_finite(value):
         raise InputError(name, lineno, f"expected a finite {what}, got {text!r}")
     return value
 
@@ -101,7 +101,7 @@ def parse_score(text: str, name: str, lineno: int, what: str = "score") -> float
 def format_score(score: float) -> str:
     """Python's shortest repr: the one form that reads back bit-identical and prints 0.5 as 0.5."""
     value = float(score)
-    if math.isnan(value) or math.isinf(value):
+    if not is_finite(value):
         raise ValueError(f"refusing to write a non-finite score {value!r}")
     return repr(value)
 
@@ -109,22 +109,45 @@ def format_score(score: float) -> str:
 # ---------------------------------------------------------------------------------------------------------- runs
 
 
+_new_tuple = tuple.__new__  # RunRow(...) without the keyword-argument handling: the run readers are hot paths
+
+
+def parse_run_line(line: str, name: str, lineno: int) -> RunRow | None:
+    """The one parser of a TREC run line, under every run reader; None for a blank line.
+
+    Called per line (not layered as a generator under the readers) because a reader's time is mostly this.
+    """
+    fields = line.split()
+    if len(fields) != 6:
+        if not fields:
+            return None
+        raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
+    qid, _q0, doc, rank, score, tag = fields
+    try:
+        value = float(score)
+    except ValueError:
+        value = math.nan  # parse_score says which: not a number, or not finite
+    if not is_finite(value):
+        parse_score(score, name, lineno)
+    # trec_eval ignores the rank column, so do we (a rank that is not an integer reads as 0); kept for display.
+    rank_value = int(rank) if rank.isdigit() else _parse_rank(rank)
+    return _new_tuple(RunRow, (qid, doc, rank_value, value, tag))  # type: ignore[no-any-return]
+
+
+def _parse_rank(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
 def iter_run(source: Source) -> Iterator[RunRow]:
     """Stream the rows of a TREC run as they appear (no sorting, no duplicate check: see :func:`read_run`)."""
     name = source_name(source)
     for lineno, line in iter_lines(source):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 6:
-            raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
-        qid, _q0, doc, rank, score, tag = fields
-        try:
-            rank_value = int(rank)
-        except ValueError:
-            # trec_eval ignores the rank column, so do we; only keep it for display.
-            rank_value = 0
-        yield RunRow(qid, doc, rank_value, parse_score(score, name, lineno), tag)
+        row = parse_run_line(line, name, lineno)
+        if row is not None:
+            yield row
 
 
 def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
@@ -137,14 +160,11 @@ def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
     seen: set[str] = set()
     current: str | None = None
     docs: dict[str, float] = {}
-    lineno = 0
     for lineno, line in iter_lines(source):
-        fields = line.split()
-        if not fields:
+        row = parse_run_line(line, name, lineno)
+        if row is None:
             continue
-        if len(fields) != 6:
-            raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
-        qid, doc, score = fields[0], fields[2], parse_score(fields[4], name, lineno)
+        qid, doc = row[0], row[1]  # (query_id, doc_id): indexing is faster than the named fields here
         if qid != current:
             if current is not None:
                 yield current, docs
@@ -156,7 +176,7 @@ def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
             current, docs = qid, {}
         if doc in docs:
             raise InputError(name, lineno, f"document {doc!r} appears twice for query {qid!r}")
-        docs[doc] = score
+        docs[doc] = row[3]  # score
     if current is None:
         raise InputError(name, None, f"empty input: expected {RUN_FORMAT}")
     yield current, docs
@@ -166,18 +186,15 @@ def read_run(source: Source) -> Run:
     """Load a whole run. The rank column and the file order are ignored, as trec_eval ignores them."""
     name = source_name(source)
     run: Run = {}
-    lineno = 0
     for lineno, line in iter_lines(source):
-        fields = line.split()
-        if not fields:
+        row = parse_run_line(line, name, lineno)
+        if row is None:
             continue
-        if len(fields) != 6:
-            raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
-        qid, doc = fields[0], fields[2]
+        qid, doc, _rank, score, _tag = row
         docs = run.setdefault(qid, {})
         if doc in docs:
             raise InputError(name, lineno, f"document {doc!r} appears twice for query {qid!r}")
-        docs[doc] = parse_score(fields[4], name, lineno)
+        docs[doc] = score
     if not run:
         raise InputError(name, None, f"empty input: expected {RUN_FORMAT}")
     return run
@@ -250,12 +267,6 @@ def read_qrels(source: Source) -> Qrels:
     return qrels
 
 
-def write_qrels(out: TextIO, qrels: Qrels) -> None:
-    for qid, docs in qrels.items():
-        for doc in sorted(docs):
-            out.write(f"{qid} 0 {doc} {docs[doc]}\n")
-
-
 # --------------------------------------------------------------------------------------------------------- JSONL
 
 
@@ -279,8 +290,8 @@ def require(obj: dict[str, Any], field: str, name: str, lineno: int, kind: type 
     if field not in obj:
         raise InputError(name, lineno, f"missing field {field!r}")
     value = obj[field]
-    if kind is str and isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)  # lenient: ids written as numbers are still ids
+    if kind is str and (ident := as_id(value)) is not None:
+        return ident  # lenient: ids written as numbers are still ids
     if not isinstance(value, kind):
         want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise InputError(name, lineno, f"field {field!r} should be {want}, got {type(value).__name__}")
@@ -303,9 +314,10 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
     for lineno, obj in iter_jsonl(source):
         qid = require(obj, "query_id", name, lineno)
         doc_ids = require(obj, "doc_ids", name, lineno, list)
-        if len(doc_ids) < 2 or not all(isinstance(d, str) or _is_number(d) for d in doc_ids):
+        ids = [as_id(d) for d in doc_ids]
+        if len(ids) < 2 or None in ids:
             raise InputError(name, lineno, "field 'doc_ids' should list at least 2 document ids (positive first)")
-        doc_ids = [str(d) for d in doc_ids]
+        doc_ids = cast(list[str], ids)  # no None left: checked above
         labels = obj.get("labels")
         if labels is None:
             labels = [1] + [0] * (len(doc_ids) - 1)
@@ -338,7 +350,8 @@ def dumps(obj: Any) -> str:
 def write_jsonl(out: TextIO, records: Iterable[Any]) -> int:
     count = 0
     for record in records:
-        obj = record.to_json() if hasattr(record, "to_json") else record
+        # NamedTuples (the schema's records) serialise by their fields, in their declared order.
+        obj = record._asdict() if hasattr(record, "_asdict") else record
         out.write(dumps(obj))
         out.write("\n")
         count += 1
@@ -363,7 +376,8 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     raw = open(tmp, "wb")  # noqa: SIM115 - closed below
-    binary: IO[bytes] = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
+    binary: IO[bytes] = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
+                         if path.suffix == ".gz" else raw)
     text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")  # type: ignore[arg-type]
     try:
         yield text

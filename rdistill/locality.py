@@ -11,11 +11,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from rdistill.errors import InputError, UsageError
 from rdistill.io import iter_groups, iter_lines, iter_run_queries, sort_query, source_name
+
+if TYPE_CHECKING:
+    from rdistill.docstore import DocStore
 
 DEFAULT_ALPHA = 0.99
 DATASET_QUANTILE = 0.99
@@ -66,8 +70,8 @@ def query_pools(source: str, k: int | None = None) -> Iterator[tuple[str, list[s
         for qid, docs in pools.items():
             yield qid, sorted(docs)
         return
-    for qid, docs in iter_run_queries(source):
-        yield qid, [d for d, _ in sort_query(docs)[:k]]
+    for qid, ranking in iter_run_queries(source):
+        yield qid, [d for d, _ in sort_query(ranking)[:k]]
 
 
 @dataclass(frozen=True)
@@ -130,3 +134,82 @@ class Embeddings:
 
     def get(self, doc_ids: list[str]) -> np.ndarray:
         return self.vectors[[self.index[d] for d in doc_ids]]
+
+
+# ------------------------------------------------------------------------------------------------------ measure
+
+
+def embed_missing(vectors: Embeddings, doc_ids: Iterable[str], model: str | None, corpus: str | DocStore | None,
+                  device: str = "auto", batch_size: int = 64) -> None:
+    """Embed, with the bi-encoder ``model``, the documents of ``doc_ids`` that ``vectors`` lacks (texts from
+    ``corpus``), each once."""
+    need = vectors.missing(doc_ids)
+    if not need:
+        return
+    if model is None or corpus is None:
+        raise UsageError(f"{len(need)} documents (e.g. {need[0]!r}) have no vector in --embeddings: give "
+                         "--model and --corpus to embed them")
+    from rdistill.docstore import DocStore
+    from rdistill.models import BiEncoder
+
+    store = corpus if isinstance(corpus, DocStore) else DocStore(corpus)
+    texts = [store.text(d) for d in need]
+    vectors.add(need, BiEncoder(model, device=device).encode(texts, batch_size, desc="embedding"))
+
+
+class Locality(NamedTuple):
+    """What :func:`measure` found: one row per query and input (diameters), one summary per input."""
+
+    rows: list[dict[str, Any]]
+    summaries: list[dict[str, Any]]
+
+
+def measure(inputs: list[str], *, k: int = 100, alpha: float = DEFAULT_ALPHA, embeddings: str | None = None,
+            model: str | None = None, corpus: str | None = None, coverage_against: str | None = None,
+            test_k: int = 100, seed: int = 42, batch_size: int = 64, device: str = "auto") -> Locality:
+    """Per-query robust diameters of each input's document pools (when ``embeddings``, an .npz of precomputed
+    vectors, or ``model`` is given; documents the .npz lacks are embedded with ``model``), each input's Δ, and, with ``coverage_against`` (a test run),
+    the coverage of each input's whole pool against that run's top ``test_k`` and a seeded random pool's."""
+    diameters_wanted = model is not None or embeddings is not None
+    if not diameters_wanted and coverage_against is None:
+        raise UsageError("nothing to measure: give --model (or --embeddings) for diameters, or --coverage-against")
+    if coverage_against is not None and corpus is None:
+        raise UsageError("--coverage-against needs --corpus (the random pool is drawn from it)")
+    pools = {name: list(query_pools(name, k)) for name in inputs}
+    vectors = Embeddings(embeddings)
+    from rdistill.docstore import DocStore
+
+    store: DocStore | None = None  # one handle for the texts to embed and the random pool, opened when needed
+    if diameters_wanted:
+        need = vectors.missing(d for pool in pools.values() for _, docs in pool for d in docs)
+        if need and model is not None and corpus is not None:
+            store = DocStore(corpus)
+        embed_missing(vectors, need, model, store if store is not None else corpus, device, batch_size)
+    test_pool: set[str] = set()
+    if coverage_against is not None:
+        store = store if store is not None else DocStore(corpus)  # type: ignore[arg-type]
+        test_pool = {d for _, docs in query_pools(coverage_against, test_k) for d in docs}
+
+    rows: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
+    for name in inputs:
+        record: dict[str, Any] = {"input": name} if len(inputs) > 1 else {}
+        diameters: list[float] = []
+        if diameters_wanted:
+            for qid, docs in pools[name]:
+                if len(docs) < 2:
+                    continue
+                value = robust_diameter(vectors.get(docs), alpha)
+                diameters.append(value)
+                rows.append({**record, "query_id": qid, "diameter": value, "n": len(docs), "alpha": alpha})
+        info: dict[str, Any] = {"input": name, "queries": len(pools[name])}
+        if diameters:
+            info.update(alpha=alpha, delta=dataset_delta(diameters), delta_quantile=DATASET_QUANTILE,
+                        mean_diameter=float(np.mean(diameters)), median_diameter=float(np.median(diameters)))
+        if coverage_against is not None:
+            train = {d for _, docs in pools[name] for d in docs}
+            assert store is not None
+            rand = random_pool(len(train), len(store), store.id_at, seed)
+            info["coverage"] = coverage(train, test_pool, len(store), rand).to_json()
+        summaries.append(info)
+    return Locality(rows, summaries)

@@ -247,7 +247,7 @@ def plot_entropy_vs_effectiveness(entropy: dict[str, float], per_query: dict[Sys
             ax.plot(centres, means, linewidth=1.5, marker="o", markersize=3, label=system.label)
         else:
             points = ax.scatter(x, y, s=8, alpha=0.35, label=system.label)
-            ax.plot(centres, means, color=points.get_facecolor()[0][:3], linewidth=2)
+            ax.plot(centres, means, color=points.get_facecolor()[0][:3], linewidth=2)  # type: ignore[index]
     ax.set_xlabel("teacher entropy of the query's ranking (softmax, nats)")
     ax.set_ylabel(f"student {measure} on the query")
     ax.set_title("Per-query teacher entropy against student effectiveness (lines: quintile means)")

@@ -22,15 +22,17 @@ import math
 import os
 import random
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 from rdistill.errors import UsageError
 from rdistill.io import dumps, format_run_query, iter_run_queries, sort_query, source_name
 from rdistill.schema import Group, Qrels
 
-STRATEGIES = ("random", "window", "teacher", "ensemble")
+if TYPE_CHECKING:
+    from rdistill.docstore import DocStore
+
 DEFAULT_WINDOW = (1, 100)
 MISSING_HINT = ("score the positives and every candidate with the teacher (rdistill score-teacher --qrels ...), or, "
                 "for random and padding documents, score what `rdistill sample ... --emit-candidates` lists and "
@@ -53,6 +55,8 @@ class SampleConfig:
     skip_missing: bool = False
     min_relevance: int = 1
     seed: int = 42
+    attach_scores: bool = True  # False: groups carry "scores": null (labels-only training)
+    emit_candidates: bool = False  # list every document a group could hold, as a run, instead of groups
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -73,9 +77,31 @@ class SampleConfig:
         log-probabilities, and train multiplies other teachers' scores by --teacher-scale to reach that scale."""
         return self.margin / self.teacher_scale
 
+    @property
+    def kind(self) -> Strategy:
+        return STRATEGIES[self.strategy]
+
+    def check_inputs(self, runs: list[str], scores: str | None) -> None:
+        """The run arguments and --scores this strategy can use (``runs`` already defaulted to stdin where the
+        strategy reads a ranking)."""
+        if self.strategy in ("window", "teacher") and len(runs) > 1:
+            raise UsageError(f"--strategy {self.strategy} takes one run; several runs are for --strategy ensemble")
+        if self.strategy == "ensemble":
+            if not runs:
+                raise UsageError("--strategy ensemble needs the runs to pool as arguments: RUN1 RUN2 ...")
+            if self.filter and scores is None and not self.emit_candidates:
+                raise UsageError("the ensemble's false-negative filter needs the teacher's scores: --scores FILE "
+                                 "(or --no-filter)")
+        if self.strategy == "random" and len(runs) > 1:
+            raise UsageError("--strategy random takes at most one run (its scores are attached)")
+        if len(set(runs)) != len(runs):
+            raise UsageError("a run is named twice (stdin can be read only once)")
+        if scores is not None and not self.attach_scores:
+            raise UsageError("--scores and --no-scores contradict each other")
+
     def meta(self) -> dict[str, object]:
         meta: dict[str, object] = {"strategy": self.strategy, "seed": self.seed}
-        if self.strategy in ("window", "teacher", "ensemble"):
+        if self.kind.windowed:
             meta["window"] = f"{self.window[0]}:{self.window[1]}"
         if self.strategy == "ensemble":
             meta.update(per_system=self.per_system, filter=self.filter, margin=self.margin,
@@ -164,14 +190,14 @@ class LockstepRun:
 class CorpusIds:
     """Uniform draws of document ids from a corpus, in the docstore's canonical order (no id list in memory)."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, corpus: str | DocStore) -> None:
         from rdistill.docstore import DocStore
 
-        self.spec = spec
-        self.store = DocStore(spec)
+        self.store = corpus if isinstance(corpus, DocStore) else DocStore(corpus)
+        self.spec = self.store.spec
         self.size = len(self.store)
         self._ids: list[str] | None = None
-        if getattr(self.store, "_irds", None) is not None:  # no offset index: hold the sorted ids instead
+        if not self.store.positional:  # no offset index: hold the sorted ids instead
             self._ids = sorted(doc.doc_id for doc in self.store)
 
     def at(self, index: int) -> str:
@@ -229,7 +255,7 @@ class Sampler:
         self.positives = Positives(qrels, config.min_relevance)
         self.corpus = corpus
         self.stats = SampleStats()
-        if config.strategy in ("random", "ensemble") and corpus is None:
+        if config.kind.draws_corpus and corpus is None:
             raise UsageError(f"--strategy {config.strategy} draws random documents: give --corpus")
 
     # -------------------------------------------------------------------------------------------- positives
@@ -251,49 +277,9 @@ class Sampler:
         return [d for d, _ in sort_query(ranking)[a - 1:b] if d not in exclude]
 
     # --------------------------------------------------------------------------------------------- negatives
-    def negatives(self, qid: str, positive: str, runs: list[dict[str, float] | None],
-                  scores: dict[str, float] | None, emit: bool = False) -> tuple[list[str], dict[str, int]] | None:
-        """The negatives of one group (or, with ``emit``, every document the group could hold); None: too few."""
-        cfg, need = self.cfg, self.cfg.group_size - 1
-        exclude = self.excluded(qid, positive)
-        if cfg.strategy == "random":
-            assert self.corpus is not None
-            if self.corpus.size - len(exclude) < need:
-                return None
-            # Fixed per query: every group of the query walks the same stream and skips only its own positive.
-            return self.corpus.take(_rng(cfg.seed, "random", qid), need, exclude), {}
-        if cfg.strategy in ("window", "teacher"):
-            pool = self.window_pool(runs[0], exclude)
-            if len(pool) < need:
-                return None
-            return (pool if emit else _rng(cfg.seed, cfg.strategy, qid, positive).sample(pool, need)), {}
-        return self._ensemble(qid, positive, runs, scores, exclude, emit)
-
-    def _ensemble(self, qid: str, positive: str, runs: list[dict[str, float] | None],
-                  scores: dict[str, float] | None, exclude: set[str], emit: bool
-                  ) -> tuple[list[str], dict[str, int]]:
-        cfg, need = self.cfg, self.cfg.group_size - 1
-        union: dict[str, None] = {}
-        for i, ranking in enumerate(runs):
-            pool = self.window_pool(ranking, exclude)
-            take = min(cfg.per_system, len(pool))
-            union.update(dict.fromkeys(_rng(cfg.seed, "ensemble", qid, positive, i).sample(pool, take)))
-        pool = list(union)
-        filtered = 0
-        if cfg.filter and not emit:
-            if scores is None:
-                raise MissingScore(qid, positive)
-            threshold = min(_score(scores, qid, p) for p in sorted(self.positives[qid])) - cfg.raw_margin
-            kept = [d for d in pool if _score(scores, qid, d) <= threshold]
-            filtered = len(pool) - len(kept)
-            pool = kept
-        if len(pool) > need and not emit:
-            pool = _rng(cfg.seed, "ensemble-pick", qid, positive).sample(pool, need)
-        # Padding skips every document the runs offered (kept or filtered), so it never depends on teacher scores
-        # and --emit-candidates can list it exactly.
-        assert self.corpus is not None
-        pad = self.corpus.take(_rng(cfg.seed, "pad", qid), need if emit else need - len(pool), exclude | set(union))
-        return pool + pad, {"filtered": filtered, "padded": 0 if emit else len(pad)}
+    def negatives(self, q: QueryInputs) -> tuple[list[str], dict[str, int]] | None:
+        """The negatives of one group (or, with ``q.emit``, every document the group could hold); None: too few."""
+        return self.cfg.kind.draw(self, q)
 
     # ------------------------------------------------------------------------------------------------ groups
     def groups(self, qid: str, runs: list[dict[str, float] | None], scores: dict[str, float] | None,
@@ -308,7 +294,8 @@ class Sampler:
         judged = self.qrels.get(qid, {})
         for positive in self.chosen_positives(qid):
             try:
-                found = self.negatives(qid, positive, runs, scores)
+                found = self.negatives(QueryInputs(qid, positive, runs, scores, self.excluded(qid, positive),
+                                                   False))
                 if found is None:
                     too_few = True
                     continue
@@ -340,7 +327,7 @@ class Sampler:
         self.stats.queries += 1
         docs: dict[str, None] = dict.fromkeys(sorted(self.positives[qid]))
         for positive in self.chosen_positives(qid):
-            found = self.negatives(qid, positive, runs, None, emit=True)
+            found = self.negatives(QueryInputs(qid, positive, runs, None, self.excluded(qid, positive), True))
             if found is not None:
                 docs.update(dict.fromkeys(found[0]))
         return list(docs)
@@ -352,84 +339,172 @@ def _score(scores: dict[str, float] | None, qid: str, doc: str) -> float:
     return scores[doc]
 
 
+# -------------------------------------------------------------------------------------------------- strategies
+
+
+class QueryInputs(NamedTuple):
+    """What a strategy sees for one group: its query and positive, the query's rankings (one per run; None where a
+    run lacks the query), the teacher's scores (None: none for this query), the documents never to draw."""
+
+    query_id: str
+    positive: str
+    rankings: list[dict[str, float] | None]
+    scores: dict[str, float] | None
+    exclude: set[str]
+    emit: bool  # every document the group could hold, not a draw (--emit-candidates)
+
+
+Draw = Callable[["Sampler", QueryInputs], "tuple[list[str], dict[str, int]] | None"]
+
+
+class Strategy(NamedTuple):
+    """A sampling source: how it draws a group's negatives, and what it reads."""
+
+    draw: Draw
+    reads_runs: bool  # draws from rankings (the driving run on stdin or as arguments); random reads none
+    windowed: bool  # draws from ranks A:B of each ranking (recorded in the meta)
+    draws_corpus: bool  # draws random documents from --corpus
+    own_scores: bool  # without --scores, attaches the driving run's own scores
+
+
+def _draw_random(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]] | None:
+    cfg, need = s.cfg, s.cfg.group_size - 1
+    assert s.corpus is not None
+    if s.corpus.size - len(q.exclude) < need:
+        return None
+    # Fixed per query: every group of the query walks the same stream and skips only its own positive.
+    return s.corpus.take(_rng(cfg.seed, "random", q.query_id), need, q.exclude), {}
+
+
+def _draw_window(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]] | None:
+    cfg, need = s.cfg, s.cfg.group_size - 1
+    pool = s.window_pool(q.rankings[0], q.exclude)
+    if len(pool) < need:
+        return None
+    return (pool if q.emit else _rng(cfg.seed, cfg.strategy, q.query_id, q.positive).sample(pool, need)), {}
+
+
+def _draw_ensemble(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]]:
+    cfg, need = s.cfg, s.cfg.group_size - 1
+    qid, positive = q.query_id, q.positive
+    union: dict[str, None] = {}
+    for i, ranking in enumerate(q.rankings):
+        pool = s.window_pool(ranking, q.exclude)
+        take = min(cfg.per_system, len(pool))
+        union.update(dict.fromkeys(_rng(cfg.seed, "ensemble", qid, positive, i).sample(pool, take)))
+    pool = list(union)
+    filtered = 0
+    if cfg.filter and not q.emit:
+        if q.scores is None:
+            raise MissingScore(qid, positive)
+        threshold = min(_score(q.scores, qid, p) for p in sorted(s.positives[qid])) - cfg.raw_margin
+        kept = [d for d in pool if _score(q.scores, qid, d) <= threshold]
+        filtered = len(pool) - len(kept)
+        pool = kept
+    if len(pool) > need and not q.emit:
+        pool = _rng(cfg.seed, "ensemble-pick", qid, positive).sample(pool, need)
+    # Padding skips every document the runs offered (kept or filtered), so it never depends on teacher scores
+    # and --emit-candidates can list it exactly.
+    assert s.corpus is not None
+    pad = s.corpus.take(_rng(cfg.seed, "pad", qid), need if q.emit else need - len(pool), q.exclude | set(union))
+    return pool + pad, {"filtered": filtered, "padded": 0 if q.emit else len(pad)}
+
+
+# The sampling sources by name (the paper's random, bm25 = window over a BM25 run, cross-encoder = teacher, and
+# ensemble). A new source is one function and one row here.
+STRATEGIES: dict[str, Strategy] = {
+    "random": Strategy(_draw_random, reads_runs=False, windowed=False, draws_corpus=True, own_scores=True),
+    "window": Strategy(_draw_window, reads_runs=True, windowed=True, draws_corpus=False, own_scores=True),
+    "teacher": Strategy(_draw_window, reads_runs=True, windowed=True, draws_corpus=False, own_scores=True),
+    "ensemble": Strategy(_draw_ensemble, reads_runs=True, windowed=True, draws_corpus=True, own_scores=False),
+}
+
+
 # ----------------------------------------------------------------------------------------------------- driving
 
 
+class Candidates(NamedTuple):
+    """Every document the groups of one query could hold (``--emit-candidates``), written as a run."""
+
+    query_id: str
+    doc_ids: list[str]
+
+
+class _Aligned(NamedTuple):
+    query_id: str
+    first: dict[str, float] | None  # the driving run's documents; None for a query only another run lists
+    others: list[dict[str, float] | None]  # each other run's (an ensemble's second and later runs)
+    scores: dict[str, float] | None  # the teacher's (--scores), when read alongside
+
+
 def _aligned(primary: Iterable[tuple[str, dict[str, float]]], others: list[LockstepRun],
-             drain: list[bool]) -> Iterator[tuple[str, dict[str, float] | None, list[dict[str, float] | None]]]:
-    """(query, primary docs, each other run's docs) for the primary's queries, then the queries only the drained
-    others list."""
+             teacher: LockstepRun | None) -> Iterator[_Aligned]:
+    """The primary's queries with the other runs' and the teacher's documents for them, then the queries only the
+    other runs list (the teacher's own extra queries are never driven)."""
+    def teacher_docs(qid: str) -> dict[str, float] | None:
+        return teacher.get(qid) if teacher is not None else None
+
     done: set[str] = set()
     for qid, docs in primary:
-        if any(drain):  # only then can a query come back from another run
+        if others:  # only then can a query come back from another run
             done.add(qid)
-        yield qid, docs, [o.get(qid) for o in others]
+        yield _Aligned(qid, docs, [o.get(qid) for o in others], teacher_docs(qid))
     for i, other in enumerate(others):
-        if not drain[i]:
-            continue
         for qid, docs in other.rest():
             if qid in done:
                 continue
             done.add(qid)
-            row: list[dict[str, float] | None] = [o.get(qid) if j != i else docs for j, o in enumerate(others)]
-            yield qid, None, row
+            yield _Aligned(qid, None, [o.get(qid) if j != i else docs for j, o in enumerate(others)],
+                           teacher_docs(qid))
 
 
-def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | None, corpus: CorpusIds | None,
-           attach: bool = True, emit: bool = False) -> tuple[Iterator[tuple[tuple[str, str], str]], Sampler]:
-    """Yield ((query id, positive id), output text) for each group (or each query's candidates with ``emit``).
+def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | None, corpus: CorpusIds | None
+           ) -> tuple[Iterator[Group | Candidates], Sampler]:
+    """Yield each group (or, with ``config.emit_candidates``, each query's :class:`Candidates`), unsorted.
 
     ``runs``: the ranking(s): one for window/teacher, several for ensemble, none or one (scores only) for random.
     ``scores``: a run whose scores are attached and filtered on; None attaches the first run's own scores
-    (window/teacher/random) or none at all (ensemble, or ``attach=False``).
+    (window/teacher/random) or none at all (ensemble, or ``config.attach_scores`` False).
     """
     sampler = Sampler(config, qrels, corpus)
-    sampler.stats.emitted = emit
+    sampler.stats.emitted = config.emit_candidates
     keep = sampler.positives
+    kind = config.kind
 
-    def generate() -> Iterator[tuple[tuple[str, str], str]]:
+    def generate() -> Iterator[Group | Candidates]:
         score_reader = LockstepRun(scores, keep) if scores is not None else None
-        if config.strategy == "random":
+        teacher: LockstepRun | None = None
+        readers: list[LockstepRun] = []
+        if not kind.reads_runs:  # the driving "run" is the teacher's scores, a run's, or the judged queries
             if score_reader is not None:
                 primary: Iterable[tuple[str, dict[str, float]]] = _drain_then_judged(score_reader, keep)
             elif runs:
                 primary = _with_judged(iter_run_queries(runs[0]), keep)
             else:
                 primary = ((q, {}) for q in sorted(keep))
-            readers: list[LockstepRun] = []
-            drains: list[bool] = []
-            use_own = attach and (score_reader is not None or bool(runs))
+            use_own = config.attach_scores and (score_reader is not None or bool(runs))
         else:
             if not runs:
                 raise UsageError(f"--strategy {config.strategy} needs a run (on stdin or as an argument)")
             primary = iter_run_queries(runs[0])
             readers = [LockstepRun(r, keep) for r in runs[1:]]
-            drains = [True] * len(readers)
-            if score_reader is not None:
-                readers.append(score_reader)
-                drains.append(False)
-            use_own = attach and score_reader is None and config.strategy != "ensemble"
+            teacher = score_reader
+            use_own = config.attach_scores and score_reader is None and kind.own_scores
+        has_scores = config.attach_scores and (score_reader is not None or use_own)
         processed = 0
-        for qid, first, others in _aligned(primary, readers, drains):
+        for row in _aligned(primary, readers, teacher):
+            qid = row.query_id
             processed += qid in keep
-            rankings = [first] + (others[:-1] if score_reader is not None and config.strategy != "random"
-                                  else others)
-            if config.strategy == "random":
-                rankings = []
-            if score_reader is not None and config.strategy != "random":
-                query_scores = others[-1]
-            else:
-                query_scores = first if use_own else None
-            if emit:
+            rankings = [row.first, *row.others] if kind.reads_runs else []
+            query_scores = row.scores if teacher is not None else (row.first if use_own else None)
+            if config.emit_candidates:
                 docs = sampler.candidates(qid, rankings)
                 if docs:
-                    yield (qid, ""), format_run_query(qid, dict.fromkeys(docs, 0.0), "candidates")
+                    yield Candidates(qid, docs)
                 continue
-            has_scores = attach and (score_reader is not None or use_own)
-            for group in sampler.groups(qid, rankings, query_scores, has_scores):
-                yield (qid, group.doc_ids[0]), dumps(group.to_json()) + "\n"
+            yield from sampler.groups(qid, rankings, query_scores, has_scores)
         sampler.stats.absent = sum(1 for _ in keep) - processed
-        sampler.stats.pending_peak = max([r.pending_peak for r in readers] + [0])
+        sampler.stats.pending_peak = max([r.pending_peak for r in readers + ([teacher] if teacher else [])] + [0])
 
     return generate(), sampler
 
@@ -450,6 +525,20 @@ def _drain_then_judged(reader: LockstepRun, keep: Positives) -> Iterator[tuple[s
 
 
 # ----------------------------------------------------------------------------------------------- sorted output
+
+
+def serialise(record: Group | Candidates) -> tuple[tuple[str, str], str]:
+    """(sort key, text) of one output record: a group's JSON line, or a query's candidates as TREC lines."""
+    if isinstance(record, Candidates):
+        return (record.query_id, ""), format_run_query(record.query_id, dict.fromkeys(record.doc_ids, 0.0),
+                                                       "candidates")
+    return (record.query_id, record.doc_ids[0]), dumps(record._asdict()) + "\n"
+
+
+def write_groups(out: TextIO, records: Iterable[Group | Candidates], chunk_bytes: int = 64 << 20) -> int:
+    """Write :func:`sample`'s records sorted by (query id, positive id): the output order never depends on the
+    input order."""
+    return write_sorted(out, map(serialise, records), chunk_bytes)
 
 
 def write_sorted(out: TextIO, items: Iterable[tuple[tuple[str, str], str]], chunk_bytes: int = 64 << 20) -> int:

@@ -68,15 +68,6 @@ class Group(NamedTuple):
     scores: list[float] | None
     meta: dict[str, Any]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "query_id": self.query_id,
-            "doc_ids": self.doc_ids,
-            "labels": self.labels,
-            "scores": self.scores,
-            "meta": self.meta,
-        }
-
 
 class EntropyRecord(NamedTuple):
     """One JSONL line of ``rdistill entropy``: the entropy of one query's teacher ranking."""
@@ -87,16 +78,23 @@ class EntropyRecord(NamedTuple):
     definition: str
     temperature: float
 
-    def to_json(self) -> dict[str, Any]:
-        return self._asdict()
 
-
-GROUP_FIELDS = Group._fields
-ENTROPY_FIELDS = EntropyRecord._fields
+# The one finite-number check (NaN and infinities are refused everywhere: trec_eval and ranx silently mis-sort them).
+is_finite = math.isfinite
 
 
 def check_finite(score: float, what: str = "score") -> float:
     """Writers refuse NaN and infinities: trec_eval and ranx silently mis-sort them."""
-    if math.isnan(score) or math.isinf(score):
+    if not is_finite(score):
         raise ValueError(f"{what} {score!r} is not a finite number")
     return score
+
+
+def as_id(value: Any) -> str | None:
+    """The one id rule: ids are strings; a JSON number is read as the id it spells (``7`` is ``"7"``), lenient
+    reading of files that wrote ids as numbers; anything else (bool, null, list, object) is not an id: None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None

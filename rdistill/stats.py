@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 CORRECTIONS = ("holm", "bonferroni", "none")
 DEFAULT_MARGIN = 0.01
@@ -92,9 +92,6 @@ class PairedTest(NamedTuple):
     p_adjusted: float
     significant: bool
 
-    def to_json(self) -> dict[str, Any]:
-        return self._asdict()
-
 
 class EquivalenceTest(NamedTuple):
     """A run against the best run of one measure (TOST)."""
@@ -110,9 +107,6 @@ class EquivalenceTest(NamedTuple):
     p: float
     p_adjusted: float
     equivalent: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return self._asdict()
 
 
 class Comparison(NamedTuple):
@@ -133,12 +127,6 @@ class Comparison(NamedTuple):
             if e.equivalent and e.run != e.best:
                 members.append(e.run)
         return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {"test": self.test, "correction": self.correction, "alpha": self.alpha,
-                "tost_alpha": self.tost_alpha, "margin": self.margin, "baseline": self.baseline,
-                "paired": [p.to_json() for p in self.paired],
-                "equivalence": [e.to_json() for e in self.equivalence], "groups": self.groups()}
 
 
 def _paired_scores(a: dict[str, float], b: dict[str, float]) -> tuple[list[float], list[float]]:

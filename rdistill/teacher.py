@@ -171,34 +171,30 @@ class BM25Teacher:
 
 
 class _IdRows:
-    """Document id -> embedding row without a dict of every id: id hashes sorted once and saved memory-mapped."""
+    """Document id -> embedding row through :class:`rdistill.docstore.HashIndex`, its table saved memory-mapped."""
 
     def __init__(self, folder: Path, ids: Any) -> None:
-        from rdistill.docstore import id_hash
+        from rdistill.docstore import HashIndex, id_hash
 
         self.ids = ids
         path = folder / "idhash.npy"
         if not path.exists() or (folder / "meta.json").stat().st_mtime_ns > path.stat().st_mtime_ns:
             h = np.fromiter((id_hash(ids[i]) for i in range(len(ids))), dtype=np.uint64, count=len(ids))
-            order = np.argsort(h, kind="stable")
             tmp = folder / f".idhash.tmp{os.getpid()}.npy"
-            np.save(tmp, np.stack([h[order], order.astype(np.uint64)]))
+            np.save(tmp, np.stack(HashIndex.sorted_table(h, np.arange(len(ids), dtype=np.uint64))))
             os.replace(tmp, path)
         table = np.load(path, mmap_mode="r")
-        self.hashes, self.order = table[0], table[1]
+        self.lookup = HashIndex(table[0], table[1])
 
     def rows(self, doc_ids: list[str]) -> np.ndarray:
-        from rdistill.docstore import id_hash
-
         out = np.empty(len(doc_ids), dtype=np.int64)
         for n, doc_id in enumerate(doc_ids):
-            h = np.uint64(id_hash(doc_id))
-            i = int(np.searchsorted(self.hashes, h))
-            while i < len(self.hashes) and self.hashes[i] == h and self.ids[int(self.order[i])] != doc_id:
-                i += 1
-            if i >= len(self.hashes) or self.hashes[i] != h:
+            for row in self.lookup.candidates(doc_id):
+                if self.ids[row] == doc_id:
+                    out[n] = row
+                    break
+            else:
                 raise UsageError(f"document {doc_id!r} is not in the corpus")
-            out[n] = int(self.order[i])
         return out
 
 
@@ -282,13 +278,13 @@ def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, int]:
                 if line.startswith(CHUNK_END.encode()) and line.endswith(b"\n"):
                     keep = fh.tell()
                     done += 1
-        fh = open(path, "r+b")  # noqa: SIM115 - the caller closes it
+        fh = open(path, "r+b")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
         fh.truncate(keep)
         fh.seek(keep)
         return fh, done
     if path.exists() and not resume:
         print(f"rdistill: note: {path} exists; starting over (use --resume to continue it)", file=sys.stderr)
-    fh = open(path, "wb")  # noqa: SIM115 - the caller closes it
+    fh = open(path, "wb")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
     fh.write((header + "\n").encode())
     _sync(fh)
     return fh, 0

@@ -6,6 +6,7 @@ import hashlib
 import io
 import random
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -98,9 +99,16 @@ def test_window_follows_the_ranking_and_scores_come_from_scores(cli, files):
     assert mixed_up > 0  # the two windows differ, so this test would catch a swap
     result = cli("sample", "--strategy", "teacher", "--window", "1:10", *Q, "-G", "4",
                  input=files["teacher"].read_text())
+    assert result.exit_code == 0, result
     for g in groups(result.stdout):
         assert set(g["doc_ids"][1:]) <= top(teacher[g["query_id"]], 1, 10)
         assert g["meta"]["strategy"] == "teacher"
+
+
+def _ok(result: Any) -> str:
+    """The output of a run that must have succeeded (checked first, so a failure shows its stderr)."""
+    assert result.exit_code == 0, result
+    return str(result.stdout)
 
 
 def _shuffled_run(path: Path, seed: int) -> str:
@@ -128,6 +136,7 @@ def test_deterministic_whatever_the_input_order(cli, files, tmp_path):
     assert first.exit_code == second.exit_code == 0, (first, second)
     assert first.stdout == second.stdout
     other_seed = cli(*args[:-2], "9", "--scores", files["teacher"], input=files["bm25"].read_text())
+    assert other_seed.exit_code == 0, other_seed
     assert other_seed.stdout != first.stdout
 
 
@@ -230,13 +239,13 @@ def test_too_few_labelled_positives_and_one_per_query(cli, files):
     few = cli("sample", "--window", "1:3", *Q, "-G", "8", input=files["teacher"].read_text())
     assert few.exit_code == 0 and few.stdout == "" and "too few candidates" in few.stderr
     pos = positives()
-    default = groups(cli("sample", "--window", "1:20", *Q, "-G", "16", input=files["teacher"].read_text()).stdout)
-    authors = groups(cli("sample", "--window", "1:20", *Q, "-G", "16", "--include-labelled-positives",
-                         input=files["teacher"].read_text()).stdout)
+    default = groups(_ok(cli("sample", "--window", "1:20", *Q, "-G", "16", input=files["teacher"].read_text())))
+    authors = groups(_ok(cli("sample", "--window", "1:20", *Q, "-G", "16", "--include-labelled-positives",
+                             input=files["teacher"].read_text())))
     assert not any(set(g["doc_ids"][1:]) & pos[g["query_id"]] for g in default)
     assert any(set(g["doc_ids"][1:]) & pos[g["query_id"]] for g in authors)
     assert all(g["doc_ids"][0] not in g["doc_ids"][1:] for g in authors)
-    one = groups(cli("sample", "--one-per-query", *Q, input=files["teacher"].read_text()).stdout)
+    one = groups(_ok(cli("sample", "--one-per-query", *Q, input=files["teacher"].read_text())))
     assert len(one) == len({g["query_id"] for g in one}) < len(default)
 
 

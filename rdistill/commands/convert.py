@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -75,12 +74,7 @@ def command(
         from rdistill.data import load_qrels
 
         judged = load_qrels(qrels, split)
-    if from_ == "groups":
-        groups = ix.read_groups_file(source)
-    elif from_ == "authors":
-        groups = ix.read_authors(source, table, judged)
-    else:
-        groups = ix.read_sentence_transformers(source, table, judged)
+    groups = ix.read(source, from_, table, judged)
 
     query_text: dict[str, str] = {}
     store: Any = None
@@ -91,29 +85,10 @@ def command(
         query_text = load_queries(queries)  # type: ignore[arg-type]
         store = DocStore(corpus)  # type: ignore[arg-type]
 
-    def text_of(qid: str) -> str:
-        if qid not in query_text:
-            raise UsageError(f"query {qid!r} is not in {queries}")
-        return query_text[qid]
-
-    collected: dict[str, dict[str, float]] = {}
-
-    def records() -> Iterator[dict[str, Any]]:
-        for group in groups:
-            if to == "groups":
-                yield group.to_json()
-            elif to == "authors":
-                if group.scores is not None and scores_out is None:
-                    raise UsageError("the groups have teacher scores: give --scores-out FILE so they are kept")
-                ix.collect_scores(collected, group)
-                yield ix.authors_triple(group)
-            elif to == "tevatron":
-                yield ix.tevatron(group, text_of(group.query_id), store)
-            else:
-                yield ix.flagembedding(group, text_of(group.query_id), store, prompt)
-
+    collected: dict[str, dict[str, float]] | None = {} if scores_out is not None else None
     with open_output(output) as out:
-        for record in records():
+        for record in ix.convert(groups, to, queries=query_text, queries_name=str(queries), store=store,
+                                 prompt=prompt, scores_out=collected):
             out.write(dumps(record) + "\n")
     if scores_out is not None:
         write_text_atomic(scores_out, dumps(collected) + "\n")

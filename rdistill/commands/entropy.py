@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from rdistill.commands._common import OutputOpt
-from rdistill.errors import InputError, UsageError
-
-
-def _first_char(source: str) -> str:
-    from rdistill.io import iter_lines
-
-    for _, line in iter_lines(source):
-        if line.strip():
-            return line.lstrip()[0]
-    raise InputError("<stdin>" if source == "-" else source, None, "empty input: expected a scored TREC run or "
-                     "training groups (JSONL)")
-
-
-def _items(source: str, groups: bool) -> Iterator[tuple[str, list[float]]]:
-    """(query id, scores) per query of a run, or per line of a groups file (a group is its own candidate set)."""
-    from rdistill.io import iter_groups, iter_run_queries, source_name
-
-    if not groups:
-        for qid, docs in iter_run_queries(source):
-            yield qid, list(docs.values())
-        return
-    name = source_name(source)
-    for lineno, group in iter_groups(source):
-        if group.scores is None:
-            raise InputError(name, lineno, "group has no teacher scores (field 'scores'): sample with --scores, "
-                             "or pass a scored run instead")
-        yield group.query_id, group.scores
+from rdistill.errors import UsageError
 
 
 def command(
@@ -82,8 +52,8 @@ def command(
       rdistill entropy --keep below-q3 --entropy-out entropy.jsonl < groups.jsonl > groups.below-q3.jsonl
     """
     from rdistill import entropy as ent
-    from rdistill.io import iter_lines, open_output, write_jsonl
-    from rdistill.schema import EntropyRecord
+    from rdistill.commands._common import readable_twice
+    from rdistill.io import open_output, write_jsonl
 
     if definition not in ent.DEFINITIONS:
         raise UsageError(f"--definition {definition!r}: expected one of {', '.join(ent.DEFINITIONS)}")
@@ -91,54 +61,27 @@ def command(
         raise UsageError("--entropy-out goes with --keep (without a cut, the entropy JSONL is the output)")
     if bits and definition == "pairwise":
         raise UsageError("pairwise entropy is always in bits; --bits applies to softmax and sumnorm")
-    with tempfile.TemporaryDirectory(prefix="rdistill-entropy-") as scratch:
-        path = source
-        if source == "-":
-            # The input kind is sniffed first and a cut's kept part is emitted in a second pass, and stdin can be
-            # read only once: spool it to disk (bounded memory whatever the input's size).
-            from rdistill.io import open_binary
-
-            path = str(Path(scratch) / "input")
-            with open_binary("-") as src, open(path, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-        groups = _first_char(path) == "{"
-        records: list[EntropyRecord] = []
-        name = "<stdin>" if path == "-" else path
-        for qid, scores in _items(path, groups):
-            cand = ent.top_k(scores, k)
-            try:
-                value = ent.entropy(cand, definition, temperature, bits)
-            except ValueError as exc:
-                raise InputError(name, None, f"query {qid!r}: {exc}") from None
-            records.append(EntropyRecord(qid, value, len(cand), definition, temperature))
-        values = [r.entropy for r in records]
+    # The input kind is sniffed first and a cut's kept part is emitted in a second pass: stdin is spooled.
+    with readable_twice(source) as path:
+        measured = ent.measure(path, definition, temperature, k, bits)
+        values = measured.values
         bounds = ent.cut_bounds(values, keep) if keep is not None else None
         unit = "bits" if bits or definition == "pairwise" else "nats"
         _report(ent.summary(values), definition, unit, keep, bounds,
                 sum(ent.kept(v, bounds) for v in values) if bounds else None)
         if plot is not None:
             ent.plot(values, plot, f"Per-query teacher entropy ({definition}, T={temperature:g}, "
-                     f"{len(values)} {'groups' if groups else 'queries'})" + (f"; keep {keep}" if keep else ""),
-                     bounds, f"entropy ({unit})")
+                     f"{len(values)} {'groups' if measured.groups else 'queries'})"
+                     + (f"; keep {keep}" if keep else ""), bounds, f"entropy ({unit})")
         if bounds is None:
             with open_output(output) as out:
-                write_jsonl(out, records)
+                write_jsonl(out, measured.records)
             return
         if entropy_out is not None:
             with open_output(entropy_out) as out:
-                write_jsonl(out, records)
+                write_jsonl(out, measured.records)
         with open_output(output) as out:
-            if groups:  # one decision per line, in order
-                decisions = iter([ent.kept(v, bounds) for v in values])
-                for _, line in iter_lines(path):
-                    if line.strip() and next(decisions):
-                        out.write(line + "\n")
-            else:
-                keep_ids = {r.query_id for r in records if ent.kept(r.entropy, bounds)}
-                for _, line in iter_lines(path):
-                    fields = line.split(None, 1)
-                    if fields and fields[0] in keep_ids:
-                        out.write(line + "\n")
+            ent.cut(path, measured, bounds, out)
 
 
 def _report(stats: dict[str, float], definition: str, unit: str, keep: str | None, bounds: Any,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, TextIO
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from rdistill.commands._common import OutputOpt, QrelsOpt, SplitOpt
 from rdistill.errors import UsageError
 from rdistill.evaluation import DEFAULT_METRICS, Evaluation
+from rdistill.schema import is_finite
 from rdistill.stats import CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MARGIN, DEFAULT_TOST_ALPHA, Comparison
 
 
@@ -159,7 +159,7 @@ def _write_json(out: TextIO, evaluations: list[Evaluation], comparison: Comparis
 
 
 def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+    return value if is_finite(value) else None
 
 
 def _table(out: TextIO, header: list[str], rows: list[list[str]], text_columns: int = 1) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from rdistill.commands._common import BatchSizeOpt, DeviceOpt, OutputOpt, SeedOpt
-from rdistill.errors import UsageError
-from rdistill.locality import DATASET_QUANTILE, DEFAULT_ALPHA
+from rdistill.locality import DEFAULT_ALPHA
 
 
 def command(
@@ -57,76 +56,20 @@ def command(
       rdistill locality --corpus ../shared/data/scifact --coverage-against bm25.test.trec \\
           bm25-groups.jsonl random-groups.jsonl
     """
-    from rdistill.io import dumps, open_output
-    from rdistill.locality import (
-        Embeddings,
-        coverage,
-        dataset_delta,
-        query_pools,
-        random_pool,
-        robust_diameter,
-    )
+    from rdistill.commands._common import check_distinct
+    from rdistill.io import dumps, open_output, write_text_atomic
+    from rdistill.locality import measure
 
     names = inputs or ["-"]
-    if len(set(names)) != len(names):
-        raise UsageError("an input is named twice (stdin can be read only once)")
-    diameters_wanted = model is not None or embeddings is not None
-    if not diameters_wanted and coverage_against is None:
-        raise UsageError("nothing to measure: give --model (or --embeddings) for diameters, or --coverage-against")
-    if coverage_against is not None and corpus is None:
-        raise UsageError("--coverage-against needs --corpus (the random pool is drawn from it)")
-    pools = {name: list(query_pools(name, k)) for name in names}
-
-    vectors = Embeddings(embeddings)
-    if diameters_wanted:
-        need = vectors.missing(d for pool in pools.values() for _, docs in pool for d in docs)
-        if need:
-            if model is None or corpus is None:
-                raise UsageError(f"{len(need)} documents (e.g. {need[0]!r}) have no vector in --embeddings: give "
-                                 "--model and --corpus to embed them")
-            from rdistill.docstore import DocStore
-            from rdistill.models import BiEncoder
-
-            store = DocStore(corpus)
-            texts = [store.text(d) for d in need]
-            vectors.add(need, BiEncoder(model, device=device).encode(texts, batch_size, desc="embedding"))
-
-    store_for_cov: Any = None
-    test_pool: set[str] = set()
-    if coverage_against is not None:
-        from rdistill.docstore import DocStore
-
-        store_for_cov = DocStore(corpus)  # type: ignore[arg-type]
-        test_pool = {d for _, docs in query_pools(coverage_against, test_k) for d in docs}
-
-    summaries: list[dict[str, Any]] = []
+    check_distinct(names)
+    found = measure(names, k=k, alpha=alpha, embeddings=embeddings,
+                    model=model, corpus=corpus, coverage_against=coverage_against, test_k=test_k, seed=seed,
+                    batch_size=batch_size, device=device)
     with open_output(output) as out:
-        for name in names:
-            record: dict[str, Any] = {"input": name} if len(names) > 1 else {}
-            diameters: list[float] = []
-            if diameters_wanted:
-                for qid, docs in pools[name]:
-                    if len(docs) < 2:
-                        continue
-                    value = robust_diameter(vectors.get(docs), alpha)
-                    diameters.append(value)
-                    out.write(dumps({**record, "query_id": qid, "diameter": value, "n": len(docs),
-                                     "alpha": alpha}) + "\n")
-            info: dict[str, Any] = {"input": name, "queries": len(pools[name])}
-            if diameters:
-                import numpy as np
-
-                info.update(alpha=alpha, delta=dataset_delta(diameters), delta_quantile=DATASET_QUANTILE,
-                            mean_diameter=float(np.mean(diameters)), median_diameter=float(np.median(diameters)))
-            if coverage_against is not None:
-                train = {d for _, docs in pools[name] for d in docs}
-                rand = random_pool(len(train), len(store_for_cov), store_for_cov.id_at, seed)
-                info["coverage"] = coverage(train, test_pool, len(store_for_cov), rand).to_json()
-            summaries.append(info)
-    lines = "".join(dumps(s) + "\n" for s in summaries)
+        for row in found.rows:
+            out.write(dumps(row) + "\n")
+    lines = "".join(dumps(s) + "\n" for s in found.summaries)
     if summary is not None:
-        from rdistill.io import write_text_atomic
-
         write_text_atomic(summary, lines)
     else:
         typer.echo(lines, err=True, nl=False)

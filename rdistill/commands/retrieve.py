@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -88,7 +88,7 @@ def command(
 
     from rdistill.data import load_queries
     from rdistill.io import format_run_query, open_output
-    from rdistill.progress import progress
+    from rdistill.retrieval import retrieve
     from rdistill.shards import in_shard, parse_shard
 
     start = time.perf_counter()
@@ -106,23 +106,16 @@ def command(
         if root.exists() and not root.is_dir():
             raise UsageError(f"--index {index}: not a folder")
         with open_output(output) as out:
+            engine: Any
             if dense:
                 from rdistill.models import BiEncoder
                 from rdistill.retrieval.dense import DenseIndex
 
                 encoder = BiEncoder(model, pooling=pooling, normalize=normalize,  # type: ignore[arg-type]
                                     max_length=max_length, device=device)
-                store = DenseIndex.open(corpus, root / "dense", encoder, approx=approx, rebuild=rebuild,
-                                        batch_size=batch_size)
-                name = tag or Path(model.rstrip("/")).name  # as the user named it: all-MiniLM-L6-v2
-                ids = list(todo)
-                bar = progress(len(ids), "retrieving (dense)", "query")
-                for start in range(0, len(ids), 1024):
-                    chunk = ids[start:start + 1024]
-                    for qid, hits in zip(chunk, store.search([todo[q] for q in chunk], k, batch_size), strict=True):
-                        out.write(format_run_query(qid, hits, name, k))
-                    bar.update(len(chunk))
-                bar.close()
+                engine = DenseIndex.open(corpus, root / "dense", encoder, approx=approx, rebuild=rebuild,
+                                         batch_size=batch_size)
+                name = tag or Path(str(model).rstrip("/")).name  # as the user named it: all-MiniLM-L6-v2
                 settings = {"kind": "dense", **encoder.settings(), "approx": approx}
             else:
                 from rdistill.retrieval.bm25 import BM25Index, BM25Params
@@ -132,17 +125,13 @@ def command(
                                     tokenizer=TokenizerSettings(stopwords=stopwords, stemmer=stemmer))
                 engine = BM25Index.open(corpus, root / "bm25", params, rebuild=rebuild)
                 name = tag or ("bm25" if variant == "okapi" else f"bm25-{variant}")
-                empty = 0
-                bar = progress(len(todo), "retrieving (bm25)", "query")
-                for qid, text in todo.items():
-                    hits = engine.search(text, k)
-                    empty += not hits
-                    out.write(format_run_query(qid, hits, name, k))
-                    bar.update(1)
-                bar.close()
-                if empty:
-                    print(f"rdistill retrieve: {empty} of {len(todo)} queries matched no document", file=sys.stderr)
                 settings = {"kind": "bm25", **params.as_dict()}
+            empty = 0
+            for qid, hits in retrieve(todo, engine, k, batch_size):
+                empty += not hits
+                out.write(format_run_query(qid, hits, name, k))
+        if empty and not dense:
+            print(f"rdistill retrieve: {empty} of {len(todo)} queries matched no document", file=sys.stderr)
         if output is not None:
             from rdistill.meta import write_sidecar
 

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from rdistill.commands._common import OutputOpt, QrelsOpt, SplitOpt
-from rdistill.errors import UsageError
 
 
 def command(
@@ -98,47 +97,35 @@ def command(
           --qrels ../shared/data/scifact --split train bm25.trec dense.trec > ensemble.jsonl
     """
     import time
+    from dataclasses import replace
 
     from rdistill.data import load_qrels
     from rdistill.io import open_output
     from rdistill.meta import write_sidecar
-    from rdistill.sampling import CorpusIds, SampleConfig, parse_window, sample, write_sorted
+    from rdistill.sampling import CorpusIds, SampleConfig, parse_window, sample, write_groups
 
     start = time.perf_counter()
     config = SampleConfig(strategy=strategy, group_size=group_size, window=parse_window(window),
                           per_system=per_system, filter=filter, margin=margin, teacher_scale=teacher_scale,
                           one_per_query=one_per_query,
                           include_labelled_positives=include_labelled_positives, skip_missing=skip_missing,
-                          min_relevance=min_relevance, seed=seed)
+                          min_relevance=min_relevance, seed=seed, attach_scores=not no_scores,
+                          emit_candidates=emit_candidates)
     names = list(runs or [])
-    if strategy in ("window", "teacher"):
+    if config.kind.reads_runs and strategy != "ensemble":
         names = names or ["-"]
-        if len(names) > 1:
-            raise UsageError(f"--strategy {strategy} takes one run; several runs are for --strategy ensemble")
-    elif strategy == "ensemble":
-        if not names:
-            raise UsageError("--strategy ensemble needs the runs to pool as arguments: RUN1 RUN2 ...")
-        if filter and scores is None and not emit_candidates:
-            raise UsageError("the ensemble's false-negative filter needs the teacher's scores: --scores FILE "
-                             "(or --no-filter)")
-    else:  # random reads no ranking: teacher scores only when named (--scores, or a RUN argument)
-        if len(names) > 1:
-            raise UsageError("--strategy random takes at most one run (its scores are attached)")
-        if not names and scores is None and not no_scores and not emit_candidates:
-            no_scores = True
-            typer.echo("sample: --strategy random reads no ranking and no --scores was given: groups carry "
-                       "\"scores\": null (list their documents with --emit-candidates, score them with "
-                       "score-teacher, and pass that as --scores)", err=True)
-    if len(set(names)) != len(names):
-        raise UsageError("a run is named twice (stdin can be read only once)")
-    if scores is not None and no_scores:
-        raise UsageError("--scores and --no-scores contradict each other")
+    if not config.kind.reads_runs and not names and scores is None and not no_scores and not emit_candidates:
+        config = replace(config, attach_scores=False)
+        typer.echo("sample: --strategy random reads no ranking and no --scores was given: groups carry "
+                   "\"scores\": null (list their documents with --emit-candidates, score them with "
+                   "score-teacher, and pass that as --scores)", err=True)
+    config.check_inputs(names, scores)
 
     judged = load_qrels(qrels, split)
-    corpus_ids = CorpusIds(corpus) if corpus is not None and strategy in ("random", "ensemble") else None
-    items, sampler = sample(config, judged, names, scores, corpus_ids, attach=not no_scores, emit=emit_candidates)
+    corpus_ids = CorpusIds(corpus) if corpus is not None and config.kind.draws_corpus else None
+    items, sampler = sample(config, judged, names, scores, corpus_ids)
     with open_output(output) as out:
-        write_sorted(out, items, chunk_bytes=sort_buffer << 20)
+        write_groups(out, items, chunk_bytes=sort_buffer << 20)
     typer.echo(sampler.stats.summary(), err=True)
     if output is not None:
         write_sidecar(output, {"config": config.meta() | {"group_size": group_size, "one_per_query": one_per_query,

@@ -109,6 +109,7 @@ def command(
     import time
 
     from rdistill.data import load_qrels, load_queries
+    from rdistill.distributed import World
     from rdistill.meta import write_sidecar
     from rdistill.shards import parse_shard
     from rdistill.teacher import TeacherSettings, score_run
@@ -119,17 +120,17 @@ def command(
     if kind not in (None, "cross", "bi"):
         raise UsageError(f"--kind {kind!r}: expected cross or bi")
     part = parse_shard(shard)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if shard is None and world > 1:  # torchrun: one shard per rank
-        part = (int(os.environ.get("RANK", "0")), world)
+    world = World.from_env()
+    if shard is None and world.launched:  # torchrun: one shard per rank
+        part = (world.rank, world.size)
         if output is None:
             raise UsageError("under torchrun give -o FILE: each rank writes FILE.shardI-of-N")
-        output = f"{output}.shard{part[0]}-of-{world}"
-        if device == "auto" and os.environ.get("LOCAL_RANK") is not None:
+        output = f"{output}.shard{part[0]}-of-{world.size}"
+        if device == "auto" and "LOCAL_RANK" in os.environ:
             import torch
 
             if torch.cuda.is_available():
-                device = f"cuda:{os.environ['LOCAL_RANK']}"
+                device = world.gpu()
     if split is not None and qrels is None:
         raise UsageError("--split applies to --qrels")
     positives = load_qrels(qrels, split) if qrels is not None else None

@@ -137,7 +137,7 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     n_docs = ids.count
     if n_docs == 0:
         raise InputError(corpus, None, "empty corpus: no documents")
-    term, doc, tf, dl = terms.array(), docs.array(), tfs.array(), lengths.array()
+    term, doc, tf, dl = terms.array(), docs.array(), tfs.array(), lengths.array()  # type: ignore[assignment]
     n_postings = len(term)
     df = np.bincount(term, minlength=len(vocab))
     avgdl = int(dl.sum()) / n_docs

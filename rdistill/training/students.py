@@ -56,7 +56,7 @@ class Student:
         raise NotImplementedError
 
     def save(self, folder: Path) -> None:
-        self.model.save_pretrained(folder)
+        self.model.save_pretrained(folder)  # type: ignore[operator]
         self.tokenizer.save_pretrained(folder)
 
 
@@ -143,7 +143,7 @@ class BiStudent(Student):
                    {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
         (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
         (folder / "1_Pooling").mkdir(exist_ok=True)
-        pooling = {"word_embedding_dimension": int(self.model.config.hidden_size),
+        pooling = {"word_embedding_dimension": int(self.model.config.hidden_size),  # type: ignore[union-attr,arg-type]
                    "pooling_mode_cls_token": self.pooling == "cls", "pooling_mode_mean_tokens": self.pooling == "mean",
                    "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}
         (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")

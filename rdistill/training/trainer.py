@@ -17,13 +17,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from rdistill.data import load_queries
+from rdistill.distributed import World
 from rdistill.docstore import DocStore
 from rdistill.errors import InputError, UsageError
 from rdistill.io import dumps, source_name, write_text_atomic
@@ -87,9 +88,22 @@ class TrainResult:
 # ------------------------------------------------------------------------------------------------ distributed
 
 
-def _world() -> tuple[int, int, int]:
-    """(rank, local rank, world size) from torchrun's environment; (0, 0, 1) when run directly."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+def _setup_device(config: TrainConfig, world: World) -> torch.device:
+    """The device this rank trains on, and the process group under torchrun (one GPU per local rank)."""
+    device = resolve_device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {config.device}: no GPU is visible to PyTorch here")
+    if world.launched:
+        if device.type == "cuda":
+            device = torch.device(world.gpu())
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if config.groups == "-":
+            raise UsageError("under torchrun give the groups as a file, not stdin (every rank reads it)")
+    if config.amp != "none" and device.type != "cuda":
+        raise UsageError(f"--amp {config.amp} needs a GPU (--device cuda); on the CPU train in fp32")
+    return device
 
 
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
@@ -125,6 +139,37 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _Optimiser(NamedTuple):
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.AdamW
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+
+
+def _optimiser(model: torch.nn.Module, config: TrainConfig, total_steps: int) -> _Optimiser:
+    """AdamW over the trainable parameters, linear warmup then linear decay to 0, and fp16's loss scaler."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = math.ceil(config.warmup * total_steps)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
+    return _Optimiser(params, optimizer, scheduler, scaler)
+
+
+def _checkpoint_state(model: torch.nn.Module, opt: _Optimiser, step: int, position: int, losses: list[float],
+                      seconds: float, pairs: int, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """Everything a --resume needs besides each rank's random state (saved by :func:`_save_checkpoint`)."""
+    return {"model": model.state_dict(), "optimizer": opt.optimizer.state_dict(),
+            "scheduler": opt.scheduler.state_dict(), "scaler": opt.scaler.state_dict(), "step": step,
+            "position": position, "losses": losses, "seconds": seconds, "pairs": pairs, "fingerprint": fingerprint}
 
 
 def _fingerprint(config: TrainConfig, data_sha: str, world: int) -> dict[str, Any]:
@@ -213,23 +258,65 @@ def _check_texts(groups: list[TrainGroup], queries: dict[str, str], store: DocSt
 # -------------------------------------------------------------------------------------------------------- train
 
 
+class _Batches(NamedTuple):
+    """What one training step reads: the groups, their texts, the schedule and this process's place."""
+
+    groups: list[TrainGroup]
+    queries: dict[str, str]
+    store: DocStore
+    schedule: Schedule
+    world: World
+    device: torch.device
+
+
+def _train_step(step: int, student: Student, model: torch.nn.Module, opt: _Optimiser, data: _Batches,
+                config: TrainConfig) -> tuple[float, int]:
+    """One optimizer step over the step's global batch: (its mean per-query loss, this rank's pairs scored)."""
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+    loss_fn = LOSSES[config.loss]
+    device, world = data.device, data.world
+    micro_batches = data.schedule.step(step)
+    n_step = sum(len(mb) for mb in micro_batches)
+    step_loss = torch.zeros((), device=device)
+    pairs = 0
+    for micro in micro_batches:
+        mine = [data.groups[i] for i in Schedule.share(micro, world.rank, world.size)]
+        if not mine:
+            continue
+        texts = [[data.store.text(d) for d in g.doc_ids] for g in mine]
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            s, mask = student.group_scores(model, [data.queries[g.query_id] for g in mine], texts, device,
+                                           config.in_batch_negatives)
+        t = None
+        if config.loss in NEEDS_TEACHER:
+            t = torch.zeros_like(s)
+            for b, g in enumerate(mine):
+                t[b, :len(g.doc_ids)] = torch.tensor(g.scores, dtype=torch.float32)
+            t = t * config.teacher_scale
+        per_query = loss_fn(s.float(), t, mask, config.temperature)
+        loss = per_query.sum() / n_step
+        opt.scaler.scale(loss).backward()
+        step_loss += per_query.detach().sum()
+        pairs += int(mask.sum())
+    _all_reduce_grads(opt.params, world.size)
+    if world.launched:
+        dist.all_reduce(step_loss)
+    opt.scaler.unscale_(opt.optimizer)
+    if config.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(opt.params, config.max_grad_norm)
+    opt.scaler.step(opt.optimizer)
+    opt.scaler.update()
+    opt.scheduler.step()
+    opt.optimizer.zero_grad(set_to_none=True)
+    return float(step_loss) / n_step, pairs
+
+
 def train(config: TrainConfig) -> TrainResult:
     """Train a student as ``config`` says and write it to ``config.out`` (rank 0 only under torchrun)."""
     _check(config)
-    rank, local_rank, world = _world()
-    device = resolve_device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {config.device}: no GPU is visible to PyTorch here")
-    if world > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if config.groups == "-":
-            raise UsageError("under torchrun give the groups as a file, not stdin (every rank reads it)")
-    if config.amp != "none" and device.type != "cuda":
-        raise UsageError(f"--amp {config.amp} needs a GPU (--device cuda); on the CPU train in fp32")
+    world = World.from_env()
+    rank = world.rank
+    device = _setup_device(config, world)
     out = Path(config.out)
     _prepare_out(out, config.resume)
 
@@ -254,33 +341,22 @@ def train(config: TrainConfig) -> TrainResult:
                             config.max_query_length, config.max_doc_length, config.pooling)  # type: ignore[arg-type]
     model = student.model.to(device)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    warmup = math.ceil(config.warmup * total_steps)
-
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
-    loss_fn = LOSSES[config.loss]
-    fingerprint = _fingerprint(config, data_sha, world)
+    opt = _optimiser(model, config, total_steps)
+    fingerprint = _fingerprint(config, data_sha, world.size)
 
     start_step, losses, trained_seconds, trained_pairs = 0, [], 0.0, 0
     if config.resume:
         state = _load_checkpoint(out, rank, fingerprint)
         if state is not None:
             model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
+            opt.optimizer.load_state_dict(state["optimizer"])
+            opt.scheduler.load_state_dict(state["scheduler"])
+            opt.scaler.load_state_dict(state["scaler"])
             start_step, losses = state["step"], state["losses"]
             trained_seconds, trained_pairs = state["seconds"], state["pairs"]
             _set_rng_state(state["rng"])
 
+    data = _Batches(groups, queries, store, schedule, world, device)
     stop = total_steps if config.stop_after is None else min(total_steps, config.stop_after)
     bar = progress(total_steps, "training", "step") if rank == 0 else None
     if bar is not None:
@@ -288,73 +364,38 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     pairs_here = 0
     for step in range(start_step, stop):
-        micro_batches = schedule.step(step)
-        n_step = sum(len(mb) for mb in micro_batches)
-        step_loss = torch.zeros((), device=device)
-        for micro in micro_batches:
-            mine = [groups[i] for i in Schedule.share(micro, rank, world)]
-            if not mine:
-                continue
-            texts = [[store.text(d) for d in g.doc_ids] for g in mine]
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                s, mask = student.group_scores(model, [queries[g.query_id] for g in mine], texts, device,
-                                               config.in_batch_negatives)
-            t = None
-            if config.loss in NEEDS_TEACHER:
-                t = torch.zeros_like(s)
-                for b, g in enumerate(mine):
-                    t[b, :len(g.doc_ids)] = torch.tensor(g.scores, dtype=torch.float32)
-                t = t * config.teacher_scale
-            per_query = loss_fn(s.float(), t, mask, config.temperature)
-            loss = per_query.sum() / n_step
-            scaler.scale(loss).backward()
-            step_loss += per_query.detach().sum()
-            pairs_here += int(mask.sum())
-        _all_reduce_grads(params, world)
-        if world > 1:
-            dist.all_reduce(step_loss)
-        scaler.unscale_(optimizer)
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(float(step_loss) / n_step)
+        step_loss, pairs = _train_step(step, student, model, opt, data, config)
+        losses.append(step_loss)
+        pairs_here += pairs
         if bar is not None:
             elapsed = time.perf_counter() - started
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", pairs_s=f"{pairs_here * world / max(elapsed, 1e-9):.0f}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", pairs_s=f"{pairs_here * world.size / max(elapsed, 1e-9):.0f}")
             bar.update(1)
         done = step + 1
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done < total_steps:
             elapsed = time.perf_counter() - started
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": done,
-                     "position": min(done * schedule.per_step, total_queries), "losses": losses,
-                     "seconds": trained_seconds + elapsed, "pairs": trained_pairs + pairs_here * world,
-                     "fingerprint": fingerprint}
-            _save_checkpoint(out, rank, state, world)
+            _save_checkpoint(out, rank, _checkpoint_state(
+                model, opt, done, min(done * schedule.per_step, total_queries), losses, trained_seconds + elapsed,
+                trained_pairs + pairs_here * world.size, fingerprint), world.size)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - started
     result = TrainResult(steps=stop, losses=losses, seconds=trained_seconds + elapsed,
-                         pairs_per_second=pairs_here * world / max(elapsed, 1e-9), finished=stop == total_steps)
+                         pairs_per_second=pairs_here * world.size / max(elapsed, 1e-9), finished=stop == total_steps)
     if not result.finished:
         if config.checkpoint_every == 0 or stop % config.checkpoint_every:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": stop,
-                     "position": stop * schedule.per_step, "losses": losses, "seconds": result.seconds,
-                     "pairs": trained_pairs + pairs_here * world, "fingerprint": fingerprint}
-            _save_checkpoint(out, rank, state, world)
+            _save_checkpoint(out, rank, _checkpoint_state(
+                model, opt, stop, stop * schedule.per_step, losses, result.seconds,
+                trained_pairs + pairs_here * world.size, fingerprint), world.size)
         if rank == 0:
             print(f"rdistill train: stopped after step {stop} of {total_steps}; continue with --resume",
                   file=sys.stderr)
     elif rank == 0:
-        _write_model(student, out, config, data_sha, world, total_steps, result, len(groups))
+        _write_model(student, out, config, data_sha, world.size, total_steps, result, len(groups))
         first = f"{losses[0]:.4f} -> " if losses else ""
         print(f"rdistill train: {total_steps} steps, loss {first}{losses[-1]:.4f}, "
               f"{result.pairs_per_second:.1f} pairs/s; wrote {out}", file=sys.stderr)
-    if world > 1:
+    if world.launched:
         dist.barrier()
     return result
 
