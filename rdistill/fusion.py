@@ -27,7 +27,7 @@ its input's order) hold one query each; a query a run lists ahead of the first r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +114,7 @@ def fuse_query(parts: list[dict[str, float] | None], config: FuseConfig, weights
     return fused
 
 
-def fuse(sources: list[Source], config: FuseConfig = FuseConfig(),
+def fuse(sources: Sequence[Source], config: FuseConfig = FuseConfig(),
          stats: FuseStats | None = None) -> Iterator[tuple[str, dict[str, float]]]:
     """Yield ``(query id, fused scores)`` for every query any run lists: the first run's queries in its order,
     then the queries only other runs list, by id; ``stats`` (when given) counts what was filled in."""
