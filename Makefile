@@ -29,8 +29,20 @@ typecheck:  ## mypy over the library (settings in pyproject.toml); CI runs it.
 	$(BIN)/mypy rdistill
 
 # ------------------------------------------------------------------------------------------------------------------
+# The collections. `make data` (online, once) exports scifact, cranfield and vaswani from ir_datasets into data/ as
+# BEIR folders, split as ../shared/data is.
+DATA_OUT ?= data
+.PHONY: data
+data:  ## Fetch the demo's collections from ir_datasets into data/ (online; for a machine without ../shared).
+	$(BIN)/rdistill data export irds:beir/scifact $(DATA_OUT)/scifact
+	$(BIN)/rdistill data export irds:cranfield $(DATA_OUT)/cranfield
+	$(BIN)/rdistill data export irds:vaswani $(DATA_OUT)/vaswani
+
 # The study. Variables can be set on the command line, e.g. `make demo DATASET=nfcorpus DATA=~/beir STEPS=500`.
-DATA ?= ../shared/data
+# DATA: as given, else ../shared/data if it is there, else data/ (what `make data` writes).
+ifeq ($(origin DATA),undefined)
+DATA := $(if $(wildcard ../shared/data/.),../shared/data,$(DATA_OUT))
+endif
 DATASET ?= scifact
 OOD ?= cranfield vaswani
 OUT ?= out/demo
@@ -260,6 +272,13 @@ $(OUT)/baselines/%/student-init.trec: $(OUT)/students/init/config.json $(OUT)/bm
 	  --queries $(DATA)/$* --corpus $(DATA)/$* < $(word 2,$^) -o $@
 
 COLLECTIONS = $(DATASET) $(OOD)
+# Without the collections the study stops here, before any stage runs, with one line that says how to get them.
+ifneq ($(filter demo grid report-demo report-grid,$(MAKECMDGOALS)),)
+MISSING_DATA := $(strip $(foreach c,$(COLLECTIONS),$(if $(wildcard $(DATA)/$(c)/corpus.jsonl),,$(DATA)/$(c))))
+ifneq ($(MISSING_DATA),)
+$(error no collection $(firstword $(MISSING_DATA)) (DATA=$(DATA)): run `make data` first (online: exports scifact, cranfield and vaswani from ir_datasets into data/), or give DATA=DIR with BEIR folders)
+endif
+endif
 student_names = $(foreach s,$(1),$(foreach seed,$(SEEDS),$(s).s$(seed)))
 # Baselines first, then student by student (all of a student's collections before the next student), so that an
 # interrupted grid leaves whole rows.

@@ -58,7 +58,6 @@ $RD convert --to authors --scores-out "$OUT/authors.scores.json" "$OUT/g.window.
 $RD convert --from authors --scores-json "$OUT/authors.scores.json" "$OUT/authors.jsonl" > "$OUT/authors.back.jsonl"
 $RD convert --to tevatron --queries "$Q" --corpus "$D" "$OUT/g.window.jsonl" > "$OUT/tevatron.jsonl"
 $RD convert --to flagembedding --queries "$Q" --corpus "$D" --prompt "q: " "$OUT/g.teacher.jsonl" > "$OUT/flag.jsonl"
-$RD convert --qrels "$QR" --scores "$OUT/teacher.trec" "$OUT/g.window.jsonl" > "$OUT/convert.scores.jsonl"
 $RD eval --qrels "$QR" "$OUT/bm25.trec" "$OUT/teacher.trec" > "$OUT/eval.txt"
 rm -f "$OUT"/*.meta.json.tmp*
 echo "outputs in $OUT" >&2

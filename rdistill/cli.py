@@ -19,7 +19,8 @@ from typer.core import TyperGroup
 from rdistill import __version__
 from rdistill.errors import RdistillError
 
-# (name, module): each module defines ``command``, a typed function whose docstring is its --help.
+# (name, module): each module defines ``command``, a typed function whose docstring is its --help, or ``app``, a
+# typer group of subcommands (``rdistill data export``).
 COMMANDS: list[tuple[str, str]] = [
     ("retrieve", "rdistill.commands.retrieve"),
     ("score-teacher", "rdistill.commands.score_teacher"),
@@ -31,6 +32,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("eval", "rdistill.commands.eval"),
     ("report", "rdistill.commands.report"),
     ("convert", "rdistill.commands.convert"),
+    ("data", "rdistill.commands.data"),
 ]
 
 _state: dict[str, bool] = {"verbose": False}
@@ -127,7 +129,10 @@ def _register() -> None:
     # Every command listed must import: a missing module is an error here, never a command silently left out.
     for name, module_name in COMMANDS:
         module = importlib.import_module(module_name)
-        app.command(name)(module.command)
+        if hasattr(module, "app"):
+            app.add_typer(module.app, name=name)
+        else:
+            app.command(name)(module.command)
 
 
 _register()

@@ -43,10 +43,19 @@ def pages() -> dict[str, str]:
     out = {"rdistill.1": render("rdistill", "ranking distillation from the command line",
                                 group.get_help(root_ctx))}
     for name, command in sorted(group.commands.items()):  # type: ignore[attr-defined]
-        summary = (command.help or "").strip().splitlines()[0] if command.help else name
-        out[f"rdistill-{name}.1"] = render(f"rdistill-{name}", summary.rstrip("."),
+        out[f"rdistill-{name}.1"] = render(f"rdistill-{name}", _summary(command, name),
                                            help_text(command, name, root_ctx))
+        # A group (rdistill data) also gets a page per subcommand: rdistill-data-export.1.
+        for sub_name, sub in sorted(getattr(command, "commands", {}).items()):
+            sub_ctx = typer.Context(command, info_name=name, parent=root_ctx, terminal_width=WIDTH,
+                                    max_content_width=WIDTH)
+            out[f"rdistill-{name}-{sub_name}.1"] = render(f"rdistill-{name}-{sub_name}", _summary(sub, sub_name),
+                                                          help_text(sub, sub_name, sub_ctx))
     return out
+
+
+def _summary(command: Any, name: str) -> str:
+    return ((command.help or "").strip().splitlines()[0] if command.help else name).rstrip(".")
 
 
 def write(folder: Path) -> list[Path]:

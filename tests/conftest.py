@@ -2,14 +2,29 @@
 
 Tiny models are real Hugging Face checkpoints (BERT, 2 layers, hidden size 32) with a vocabulary taken from the
 test texts, saved to a temporary folder and loaded back through from_pretrained, so the whole loading path runs.
+
+Shared data. The real collections (``DATA``) and the trec_eval conformance files (``CONFORMANCE``) live outside the
+repository (licences) in ../shared, or wherever ``RDISTILL_SHARED`` points. A test that needs them is marked
+``needs_data`` / ``needs_conformance`` without anyone writing the mark: collection finds every test whose code, or
+the code of a fixture or a helper of its own module that it uses, names a path under those folders (``DATA``,
+``CRAN = DATA / "cranfield"``, ...), and marks it. A marked test skips with one reason when its folder is absent,
+so a clone without ../shared runs the self-contained core (sample_data/, files the tests write). With
+``RDISTILL_REQUIRE_SHARED=1`` (what .ci/run sets when ../shared exists) a missing folder fails those tests instead,
+so CI never passes by quietly skipping the data tests. (A test may still skip for a reason of its own: the
+comparison of `rdistill data export` with ../shared/data skips where ir_datasets has not fetched the files.) The marks can also be written by hand, where a test reaches the
+data in a way the scan cannot see, and selected on: ``pytest -m "not needs_data and not needs_conformance"``.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
+import types
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +34,94 @@ SAMPLE = ROOT / "sample_data"
 SHARED = Path(os.environ.get("RDISTILL_SHARED", ROOT.parent / "shared"))
 DATA = SHARED / "data"
 CONFORMANCE = SHARED / "conformance" / "trec_eval"
+
+# mark name -> (folder, what the folder is): the marks a test needing ../shared gets, in the order they are checked.
+SHARED_MARKS: dict[str, tuple[Path, str]] = {
+    "needs_data": (DATA, "the real collections (scifact, cranfield, vaswani in BEIR layout)"),
+    "needs_conformance": (CONFORMANCE, "the trec_eval conformance files"),
+}
+REQUIRE_SHARED = os.environ.get("RDISTILL_REQUIRE_SHARED", "") not in ("", "0")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for mark, (folder, what) in SHARED_MARKS.items():
+        config.addinivalue_line("markers", f"{mark}: needs {what} in {folder}; skipped when it is absent")
+
+
+def _under(value: Any, folder: Path) -> bool:
+    """Whether a value is a path (or a string, or a list/tuple holding one) inside ``folder``."""
+    if isinstance(value, list | tuple):
+        return any(_under(v, folder) for v in value)
+    if isinstance(value, Path | str):
+        path = str(value)
+        return path == str(folder) or path.startswith(str(folder) + os.sep)
+    return False
+
+
+def _code_names(code: types.CodeType) -> Iterator[str]:
+    """The global names a code object uses, nested functions, lambdas and comprehensions included."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_names(const)
+
+
+def _is_test_helper(func: types.FunctionType) -> bool:
+    path = Path(func.__code__.co_filename)
+    return path.parent == ROOT / "tests" and path.name != "conftest.py"
+
+
+def _shared_folders_used(roots: list[Callable[..., Any]]) -> set[str]:
+    """The SHARED_MARKS a test needs: its function and fixtures, and (transitively) the functions of the tests' own
+    modules they call, are scanned for globals that hold a path under DATA or CONFORMANCE. Functions of this
+    conftest are not followed: its fixtures work without ../shared (tiny_texts uses cranfield only if present)."""
+    needed: set[str] = set()
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        func = inspect.unwrap(todo.pop())
+        code, glob = getattr(func, "__code__", None), getattr(func, "__globals__", None)
+        if code is None or glob is None or id(code) in seen:
+            continue
+        seen.add(id(code))
+        for name in _code_names(code):
+            if name not in glob:
+                continue
+            value = glob[name]
+            for mark, (folder, _) in SHARED_MARKS.items():
+                if _under(value, folder):
+                    needed.add(mark)
+            if isinstance(value, types.FunctionType) and _is_test_helper(value):
+                todo.append(value)
+    return needed
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        roots: list[Callable[..., Any]] = []
+        if isinstance(getattr(item, "obj", None), types.FunctionType):
+            roots.append(item.obj)  # type: ignore[attr-defined]
+        fixtureinfo = getattr(item, "_fixtureinfo", None)
+        for name in getattr(item, "fixturenames", ()):
+            for fixturedef in (fixtureinfo.name2fixturedefs.get(name, ()) if fixtureinfo else ()):
+                roots.append(fixturedef.func)
+        needed = _shared_folders_used(roots)
+        callspec = getattr(item, "callspec", None)
+        for mark, (folder, _) in SHARED_MARKS.items():
+            if callspec is not None and any(_under(v, folder) for v in callspec.params.values()):
+                needed.add(mark)
+            if mark in needed and not item.get_closest_marker(mark):
+                item.add_marker(getattr(pytest.mark, mark))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark, (folder, what) in SHARED_MARKS.items():
+        if item.get_closest_marker(mark) and not folder.is_dir():
+            message = (f"{folder} is absent: this test needs {what} "
+                       f"(../shared beside the clone, or RDISTILL_SHARED=DIR)")
+            if REQUIRE_SHARED:
+                pytest.fail(f"RDISTILL_REQUIRE_SHARED is set but {message}", pytrace=False)
+            pytest.skip(message)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -69,16 +172,22 @@ def build_tiny_vocab(texts: list[str], folder: Path, size: int = 2000) -> Path:
 def tiny_texts() -> list[str]:
     import orjson
 
+    # Cranfield's words are in the vocabulary when ../shared is there, so the tests that run tiny models on
+    # cranfield see real tokens; without it only sample_data's tests run, and sample_data's words are in either way.
+    cranfield = DATA / "cranfield"
     texts = []
-    for path in (SAMPLE / "corpus.jsonl", SAMPLE / "queries.jsonl", DATA / "cranfield" / "queries.jsonl"):
+    for path in (SAMPLE / "corpus.jsonl", SAMPLE / "queries.jsonl", cranfield / "queries.jsonl"):
+        if not path.exists():
+            continue
         for line in path.read_text().splitlines():
             obj = orjson.loads(line)
             texts.append(f"{obj.get('title', '')} {obj['text']}")
-    with open(DATA / "cranfield" / "corpus.jsonl") as fh:
-        for i, line in enumerate(fh):
-            if i >= 400:
-                break
-            texts.append(orjson.loads(line)["text"])
+    if (cranfield / "corpus.jsonl").exists():
+        with open(cranfield / "corpus.jsonl") as fh:
+            for i, line in enumerate(fh):
+                if i >= 400:
+                    break
+                texts.append(orjson.loads(line)["text"])
     return texts
 
 

@@ -289,3 +289,34 @@ def test_random_reads_no_ranking(cli, files):
     out = groups(result.stdout)
     assert out and all(g["scores"] is None and len(g["doc_ids"]) == 8 for g in out)
     assert "--emit-candidates" in result.stderr
+
+
+def test_window_and_random_on_sample_data(cli):
+    """The self-contained core (no ../shared): both sources on sample_data's hand-written run, qrels and corpus."""
+    from rdistill.io import read_qrels, read_run
+    from tests.conftest import SAMPLE
+
+    qrels, run = read_qrels(SAMPLE / "qrels.txt"), read_run(SAMPLE / "run.trec")
+    args = ["--qrels", SAMPLE / "qrels.txt", "--group-size", "3", "--seed", "1"]
+    window = cli("sample", "--strategy", "window", "--window", "1:10", *args, input=(SAMPLE / "run.trec").read_text())
+    assert window.exit_code == 0, window
+    got = groups(window.stdout)
+    # One group per judged positive; q3 has 3 run documents of which 2 are positive: too few negatives, skipped.
+    assert sorted((g["query_id"], g["doc_ids"][0]) for g in got) == [("q1", "d1"), ("q1", "d7"), ("q2", "d2"),
+                                                                       ("q2", "d4")]
+    assert "too few candidates (q3)" in window.stderr
+    for g in got:
+        pos = {d for d, r in qrels[g["query_id"]].items() if r > 0}
+        assert len(g["doc_ids"]) == 3 and g["labels"][0] == qrels[g["query_id"]][g["doc_ids"][0]]
+        assert not pos & set(g["doc_ids"][1:]) and set(g["doc_ids"]) <= set(run[g["query_id"]])
+        assert g["scores"] == [run[g["query_id"]][d] for d in g["doc_ids"]]
+    again = cli("sample", "--strategy", "window", "--window", "1:10", *args, input=(SAMPLE / "run.trec").read_text())
+    assert again.stdout == window.stdout
+    rand = cli("sample", "--strategy", "random", "--corpus", SAMPLE / "corpus.jsonl", "--no-scores",
+               "--qrels", SAMPLE / "qrels.txt", "--group-size", "4", "--seed", "1")
+    assert rand.exit_code == 0, rand
+    got = groups(rand.stdout)
+    assert len(got) == 8 and {g["query_id"] for g in got} == {"q1", "q2", "q3", "q4"}  # random reads no run
+    for g in got:
+        pos = {d for d, r in qrels[g["query_id"]].items() if r > 0}
+        assert g["scores"] is None and len(set(g["doc_ids"])) == 4 and not pos & set(g["doc_ids"][1:])

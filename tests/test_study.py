@@ -82,3 +82,35 @@ def test_make_demo_runs_the_whole_chain(tmp_path: Path, tiny_cross: Path, tiny_b
     assert more.stdout.count("rdistill train") == 2 and "--max-steps 4" in more.stdout
     for stage in ("rdistill retrieve", "rdistill sample", "--split train"):
         assert stage not in more.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_demo_takes_data_given_then_shared_then_data_dir_else_says_how(tmp_path: Path) -> None:
+    """Where `make demo` reads the collections (a dry run in a fresh folder, with the project's Makefile): DATA=
+    if given, ../shared/data if present, data/ (what `make data` writes); with none, one line before any stage."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+
+    def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
+        # --no-print-directory: under `make test` this make is a sub-make, which would say where it runs.
+        return subprocess.run(["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-n", "demo", *args],
+                              cwd=clone, capture_output=True, text=True, timeout=60)
+
+    def collections(folder: Path) -> None:
+        for name in ("scifact", "cranfield", "vaswani"):
+            (folder / name).mkdir(parents=True)
+            (folder / name / "corpus.jsonl").write_text("")
+
+    none = dry_run()
+    assert none.returncode != 0 and none.stdout == ""
+    assert none.stderr.count("\n") == 1 and "no collection data/scifact" in none.stderr
+    assert "run `make data` first" in none.stderr
+    collections(clone / "data")
+    assert "--corpus data/scifact " in dry_run().stdout
+    collections(tmp_path / "shared" / "data")
+    assert "--corpus ../shared/data/scifact " in dry_run().stdout
+    collections(tmp_path / "mine")
+    assert f"--corpus {tmp_path / 'mine'}/scifact " in dry_run(f"DATA={tmp_path / 'mine'}").stdout
+    (tmp_path / "mine" / "vaswani" / "corpus.jsonl").unlink()
+    partial = dry_run(f"DATA={tmp_path / 'mine'}")
+    assert partial.returncode != 0 and f"no collection {tmp_path / 'mine'}/vaswani" in partial.stderr
