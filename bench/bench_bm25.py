@@ -11,6 +11,11 @@ the large corpus it is timed on the first --slow-queries queries only; queries/s
 
     .venv/bin/python bench/bench_bm25.py                  # scifact + 100k synthetic
     .venv/bin/python bench/bench_bm25.py --docs 200000
+    # index build memory against corpus size: this tree's segmented build (--memory) against the in-memory build
+    # of --baseline-rev (taken from git), each in its own child process, sizes interleaved:
+    .venv/bin/python bench/bench_bm25.py --scale 100000,200000,500000,1000000 --baseline-max 200000
+    # queries/second against bm25s's own retrieve on the same index files (scifact; --docs N adds a synthetic one):
+    .venv/bin/python bench/bench_bm25.py --search 10,100,1000 --docs 0
     # rank_bm25's own run (same tokens, top 100, matching documents only), to evaluate beside `rdistill retrieve`:
     .venv/bin/python bench/bench_bm25.py --rank-bm25-run ../shared/data/scifact --split test > rank_bm25.trec
 """
@@ -19,7 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +68,53 @@ def child_rdistill(corpus: str, queries: list[str], index_dir: str) -> dict:
     return {"build_s": build, "build_peak_rss_mb": build_rss, "search_s": search, "queries": len(queries),
             "top10": [[d for d, _ in t] for t in tops],
             "index_mb": sum(f.stat().st_size for f in Path(index_dir).rglob("*") if f.is_file()) / 2**20}
+
+
+def child_build(corpus: str, index_dir: str, memory: str) -> dict:
+    """Only the index build, so ru_maxrss is the build's peak (imports included)."""
+    from rdistill.retrieval.bm25 import BM25Params, build_bm25
+
+    start = time.perf_counter()
+    extra = {"memory": memory} if memory else {}  # the baseline revision's build takes no budget
+    build_bm25(corpus, Path(index_dir), BM25Params(), show_progress=False, **extra)
+    meta = json.loads((Path(index_dir) / "meta.json").read_text())
+    return {"build_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(), **meta["stats"],
+            "index_mb": sum(f.stat().st_size for f in Path(index_dir).rglob("*") if f.is_file()) / 2**20}
+
+
+def child_search(index_dir: str, queries: list[str], k: int, repeat: int) -> dict:
+    """Queries/second on one built index: rdistill's search against bm25s's retrieve on the same index files.
+
+    Both tokenise with the same Tokenizer inside the timed loop and return the top k (document indices) with
+    scores ("rdistill ids": with the document ids decoded, as a run needs them); rdistill keeps only documents
+    holding a query term, and those tied at the k-th score. Interleaved, and
+    timed in CPU seconds of this process (process_time), which other jobs on a shared machine disturb less.
+    """
+    import bm25s
+
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+    from rdistill.retrieval.tokenize import Tokenizer
+
+    index = BM25Index(Path(index_dir), BM25Params())
+    engine = bm25s.BM25.load(Path(index_dir) / "bm25s", mmap=True, show_progress=False)
+    tokenize = Tokenizer()
+    times: dict[str, list[float]] = {"rdistill": [], "rdistill ids": [], "bm25s": []}
+    for _ in range(repeat):
+        start = time.process_time()
+        for q in queries:
+            index.best(q, k)
+        times["rdistill"].append(time.process_time() - start)
+        start = time.process_time()
+        ours = [index.search(q, k) for q in queries]
+        times["rdistill ids"].append(time.process_time() - start)
+        start = time.process_time()
+        tokens = [[t for t in tokenize(q) if t in engine.vocab_dict] or [next(iter(engine.vocab_dict))]
+                  for q in queries]
+        _, scores = engine.retrieve(tokens, k=k, show_progress=False)
+        times["bm25s"].append(time.process_time() - start)
+    # bm25s breaks ties at the k-th score its own way and fills short lists with non-matching documents.
+    same = sum(sorted(o.values(), reverse=True)[:k] == row.tolist()[: len(o)] for o, row in zip(ours, scores, strict=True))
+    return {"times": times, "queries": len(queries), "same_top_k": same}
 
 
 def child_rank_bm25(corpus: str, queries: list[str]) -> dict:
@@ -112,9 +167,66 @@ def rank_bm25_run(corpus: str, split: str | None) -> None:
         sys.stdout.write(format_run_query(qid, hits, "rank_bm25", K))
 
 
-def in_child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True)
+def in_child(*args: str, tree: Path = ROOT) -> dict:
+    """Run a child of this script with ``tree``'s rdistill first on the path (this checkout, or the baseline's)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True,
+                         env=env)
     return json.loads(out.stdout)
+
+
+def search(depths: list[int], n_docs: int, repeat: int) -> None:
+    """rdistill's BM25Index.search against bm25s's retrieve on the same index, queries/second at each depth."""
+    from rdistill.data import load_queries
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+
+    queries = list(load_queries(str(DATA / "scifact"), "test").values())
+    with tempfile.TemporaryDirectory(prefix="bench-bm25-") as tmp:
+        corpora = [("scifact", str(DATA / "scifact"))]
+        if n_docs:
+            synthesize(n_docs, Path(tmp) / "synthetic.jsonl")
+            corpora.append((f"synthetic {n_docs:,}", str(Path(tmp) / "synthetic.jsonl")))
+        print(f"{len(queries)} scifact test queries; median of {repeat} interleaved repeats; same tokenizer")
+        for name, corpus in corpora:
+            folder = Path(tmp) / name
+            BM25Index.open(corpus, folder, BM25Params(), show_progress=False)
+            for k in depths:
+                r = in_child("search", str(folder), json.dumps(queries), str(k), str(repeat))
+                ours, named, theirs = (len(queries) / statistics.median(r["times"][s])
+                                       for s in ("rdistill", "rdistill ids", "bm25s"))
+                print(f"{name:>18} k={k:<5} rdistill {ours:7.0f} q/s ({named:7.0f} with ids)  bm25s {theirs:7.0f} "
+                      f"q/s  ratio {ours / theirs:.2f}x ({named / theirs:.2f}x)  same top-k scores "
+                      f"{r['same_top_k']}/{len(queries)}", flush=True)
+
+
+def scale(sizes: list[int], memory: str, baseline_rev: str, baseline_max: int, scratch: Path) -> None:
+    """Peak build memory and time at several corpus sizes, ours against the baseline revision's build."""
+    baseline = scratch / "baseline"
+    baseline.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline_rev, "rdistill"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+    print(f"baseline: the in-memory build of {baseline_rev} (git archive); ours: --memory {memory}")
+    print("documents  system    build s  docs/s  peak RSS MiB  postings  segments  index MiB")
+    ours: dict[int, dict] = {}
+    for n in sizes:
+        corpus = scratch / f"synthetic-{n}.jsonl"
+        synthesize(n, corpus)
+        runs = [("ours", ROOT, memory)] + ([("baseline", baseline, "")] if n <= baseline_max else [])
+        for name, tree, budget in runs:
+            r = in_child("build", str(corpus), str(scratch / f"idx-{name}-{n}"), budget, tree=tree)
+            if name == "ours":
+                ours[n] = r
+            print(f"{n:>9,}  {name:<8} {r['build_s']:>8.1f} {n / r['build_s']:>7.0f} {r['peak_rss_mb']:>13.0f} "
+                  f"{r['postings']:>9,} {r.get('segments', 1):>9} {r['index_mb']:>10.0f}", flush=True)
+            shutil.rmtree(scratch / f"idx-{name}-{n}")
+        corpus.unlink()
+    if len(ours) > 1:
+        lo, hi = min(ours), max(ours)
+        slope = (ours[hi]["peak_rss_mb"] - ours[lo]["peak_rss_mb"]) / ((hi - lo) / 1000)
+        per_posting = ours[hi]["index_mb"] * 2**20 / ours[hi]["postings"]
+        print(f"ours: peak RSS growth {slope:.3f} MiB per 1,000 documents between {lo:,} and {hi:,}; "
+              f"index {per_posting:.1f} bytes per posting; {sum(r['postings'] for r in ours.values()) / sum(r['build_s'] for r in ours.values()) / 1e6:.2f} M postings/s")
 
 
 def synthesize(n_docs: int, path: Path) -> None:
@@ -155,6 +267,16 @@ def main() -> None:
     parser.add_argument("--slow-queries", type=int, default=20, help="queries rank_bm25 is timed on (large corpus)")
     parser.add_argument("--rank-bm25-run", metavar="CORPUS", help="only write rank_bm25's run for CORPUS")
     parser.add_argument("--split", help="split of --rank-bm25-run's BEIR folder")
+    parser.add_argument("--scale", metavar="N,N,...", help="only the build-memory table at these corpus sizes")
+    parser.add_argument("--memory", default="1G", help="our build's --memory budget (--scale)")
+    parser.add_argument("--baseline-rev", default="6e1d5df",
+                        help="git revision whose rdistill is the baseline build (--scale); default: the last "
+                        "in-memory build")
+    parser.add_argument("--baseline-max", type=int, default=200_000,
+                        help="largest size the baseline builds (--scale); its memory grows with the corpus")
+    parser.add_argument("--search", metavar="K,K,...", help="only queries/second against bm25s at these depths, on "
+                        "scifact and (with --docs > 0) the synthetic corpus")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (--search)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rank_bm25_run:
@@ -164,6 +286,10 @@ def main() -> None:
         kind, *rest = args.child
         if kind == "baseline":
             result = child_baseline()
+        elif kind == "search":
+            result = child_search(rest[0], json.loads(rest[1]), int(rest[2]), int(rest[3]))
+        elif kind == "build":
+            result = child_build(*rest)
         elif kind == "rdistill":
             result = child_rdistill(rest[0], json.loads(rest[1]), rest[2])
         else:
@@ -171,6 +297,14 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    if args.search:
+        search([int(k) for k in args.search.split(",")], args.docs, args.repeat)
+        return
+    if args.scale:
+        with tempfile.TemporaryDirectory(prefix="bench-bm25-") as tmp:
+            scale([int(n) for n in args.scale.split(",")], args.memory, args.baseline_rev, args.baseline_max,
+                  Path(tmp))
+        return
     from rdistill.data import load_queries
 
     queries = list(load_queries(str(DATA / "scifact"), "test").values())

@@ -15,6 +15,23 @@ difference (must be below 1e-4).
 
     .venv/bin/python bench/bench_score_teacher.py --run bm25.test.trec --queries 10 --batch-size 32
     .venv/bin/python bench/bench_score_teacher.py --data cranfield --run cranfield.bm25.trec --queries 8
+
+With --int8 it measures int8 inference instead, on a real model (--model; an ONNX folder such as the packaged
+ms-marco-MiniLM-L-12-v2 is first rebuilt as a PyTorch fp32 checkpoint): three teachers score the same pairs through
+score-teacher's own path (rdistill.teacher, bi-encoders with --doc-embeddings run so every pair pays for its
+document), interleaved in a rotating order over --rounds so the machine's load falls on all alike:
+
+- fp32: the PyTorch model (the baseline);
+- int8 onnxruntime: ``--dtype int8``, the model exported to ONNX and dynamically quantised (what rdistill ships);
+- int8 torch: torch.ao's dynamic quantisation of the same model's linear layers (the alternative engine).
+
+Per round: pairs/s and the ratio to fp32 in that round; then the median ratios, the per-query Kendall tau of each
+int8 ranking against fp32 (mean and minimum) and nDCG@10 of each on the queries (with --qrels).
+
+    .venv/bin/python bench/bench_score_teacher.py --int8 --model all-MiniLM-L6-v2 --run bm25.test.trec \\
+        --queries 10 --rounds 3
+    .venv/bin/python bench/bench_score_teacher.py --int8 --model ms-marco-MiniLM-L-12-v2 --run bm25.test.trec \\
+        --queries 5 --rounds 3
 """
 
 from __future__ import annotations
@@ -24,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +71,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--qrels", default=None, metavar="SPLIT", help="--int8: nDCG@10 against this split's qrels")
+    ap.add_argument("--int8", action="store_true", help="measure int8 against fp32 on --model instead")
+    ap.add_argument("--model", default="all-MiniLM-L6-v2", help="--int8: the real model")
     args = ap.parse_args()
+    if args.int8:
+        int8_main(args)
+        return
 
     import numpy as np
     import torch
@@ -118,6 +142,102 @@ def main() -> None:
                   f"ratio {ratios[-1]:.2f}x  max |score diff| {diff:.2e}")
             assert diff < 1e-4, diff
         print(f"median ratio score-teacher / plain HF loop: {statistics.median(ratios):.2f}x")
+
+
+def first_queries(run: str, n: int, folder: Path) -> Path:
+    from rdistill.io import iter_run_queries
+
+    out_path = folder / "run.trec"
+    with open(out_path, "w") as out:
+        for i, (qid, docs) in enumerate(iter_run_queries(run)):
+            if i >= n:
+                break
+            out.writelines(f"{qid} Q0 {d} {r} {s!r} x\n" for r, (d, s) in enumerate(docs.items(), 1))
+    return out_path
+
+
+def int8_main(args: argparse.Namespace) -> None:
+    import numpy as np
+    import torch
+    from scipy.stats import kendalltau
+
+    from rdistill.data import load_qrels, load_queries
+    from rdistill.docstore import DocStore
+    from rdistill.evaluation import evaluate
+    from rdistill.io import read_run
+    from rdistill.models import detect_kind, torch_checkpoint
+    from rdistill.teacher import TeacherSettings, chunks, load_teacher, score_chunk
+
+    data = str(SHARED / args.data)
+    model = torch_checkpoint(args.model)  # fp32 PyTorch weights, whatever form the model ships in
+    kind = detect_kind(model)
+    queries = load_queries(data)
+    store = DocStore(data)
+    with tempfile.TemporaryDirectory() as scratch:
+        run = first_queries(args.run, args.queries, Path(scratch))
+
+        def teacher(dtype: str) -> object:
+            return load_teacher(TeacherSettings(model=model, kind=kind, batch_size=args.batch_size, device="cpu",
+                                                dtype=dtype, doc_embeddings="run"), data)
+
+        fp32, ort8, torch8 = teacher("fp32"), teacher("int8"), teacher("fp32")
+        inner = torch8.model if kind == "cross" else torch8.encoder  # type: ignore[attr-defined]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao's deprecation notice (it still works in torch 2.13)
+            inner.model = torch.ao.quantization.quantize_dynamic(inner.model, {torch.nn.Linear}, dtype=torch.qint8)
+        variants = {"fp32": fp32, "int8 onnxruntime": ort8, "int8 torch": torch8}
+        n_pairs = sum(len(pool) for chunk in chunks(run, (0, 1), None, 4096) for _, pool in chunk)
+        print(f"{args.model} ({kind}), {n_pairs} pairs ({args.queries} queries of {args.run}), batch "
+              f"{args.batch_size}, {torch.get_num_threads()} threads, {args.rounds} rounds in rotating order",
+              file=sys.stderr)
+
+        def score(t: object) -> dict[str, dict[str, float]]:
+            got: dict[str, dict[str, float]] = {}
+            for chunk in chunks(run, (0, 1), None, 4096):
+                for line in score_chunk(t, chunk, queries, store, "t").splitlines():  # type: ignore[arg-type]
+                    qid, _, doc, _, value, _ = line.split()
+                    got.setdefault(qid, {})[doc] = float(value)
+            return got
+
+        # Wall time and this process's CPU time (one thread: onnxruntime and torch both compute on the calling
+        # thread): on a shared machine the CPU time is the steadier measure of what a dedicated core would do.
+        rates: dict[str, list[float]] = {name: [] for name in variants}
+        cpu_rates: dict[str, list[float]] = {name: [] for name in variants}
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        names = list(variants)
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            took, cpu = {}, {}
+            for name in order:
+                t0, c0 = time.perf_counter(), time.process_time()
+                results[name] = score(variants[name])
+                took[name], cpu[name] = time.perf_counter() - t0, time.process_time() - c0
+                rates[name].append(n_pairs / took[name])
+                cpu_rates[name].append(n_pairs / cpu[name])
+            print(f"round {r + 1}: " + "  ".join(
+                f"{name} {n_pairs / took[name]:.1f} pairs/s wall ({took['fp32'] / took[name]:.2f}x), "
+                f"{n_pairs / cpu[name]:.1f} per CPU-s ({cpu['fp32'] / cpu[name]:.2f}x);" for name in names),
+                flush=True)
+        for label, table in (("wall", rates), ("CPU", cpu_rates)):
+            print(f"median ratio to fp32 per round, {label} time: " + ", ".join(
+                f"{name} {statistics.median(a / b for a, b in zip(table[name], table['fp32'], strict=True)):.2f}x"
+                for name in names[1:]))
+        base = results["fp32"]
+        for name in names[1:]:
+            taus = []
+            for qid, docs in base.items():
+                keys = sorted(docs)
+                taus.append(kendalltau([docs[k] for k in keys], [results[name][qid][k] for k in keys]).statistic)
+            diff = max(abs(results[name][q][d] - base[q][d]) for q in base for d in base[q])
+            print(f"{name}: per-query Kendall tau vs fp32 mean {np.mean(taus):.4f} min {np.min(taus):.4f}; "
+                  f"largest |score diff| {diff:.3g}")
+        if args.qrels:
+            qrels = load_qrels(data, args.qrels)
+            bm25 = read_run(run)
+            ev = {name: evaluate(qrels, res, "ndcg@10").mean["ndcg@10"] for name, res in
+                  [("bm25", bm25), *results.items()]}
+            print("nDCG@10 on these queries: " + ", ".join(f"{k} {v:.4f}" for k, v in ev.items()) +
+                  "; " + ", ".join(f"{k} - fp32 {ev[k] - ev['fp32']:+.4f}" for k in names[1:]))
 
 
 if __name__ == "__main__":

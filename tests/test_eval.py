@@ -301,3 +301,45 @@ def test_compare_groups_equivalent_runs_with_the_best() -> None:
     assert best in ("a", "b")
     assert result.groups()["ndcg@10"] == [best, "b" if best == "a" else "a"]
     assert not [e for e in result.equivalence if e.run == "c"][0].equivalent
+
+
+@pytest.mark.parametrize(("content", "line"), [
+    (b"q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 1.5\n", 2),  # 5 fields
+    (b"q1 Q0 d1 1 2.5 t\n\nq1 Q0 d2 2 nan t\n", 3),  # not finite
+    (b"q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 high t\n", 2),  # not a number
+    (b"q1 Q0 d1 1 2.5 t\nq2 Q0 d1 1 2.5 t\nq1 Q0 d1 2 1.5 t\n", 3),  # a document twice for a query
+    (b"q1 Q0 d1 1 2.5 t\nq1 Q0 d\xff 2 1.5 t\n", 2),  # not UTF-8
+    (b"\n \n", None),  # empty
+])
+def test_run_table_errors_equal_the_line_reader(cli, tmp_path: Path, content: bytes, line: int | None) -> None:
+    """`eval` reads runs in blocks (io.read_run_table); on bad input it says what read_run says, file and line."""
+    from rdistill.errors import InputError
+    from rdistill.io import read_run
+
+    path = tmp_path / "run.trec"
+    path.write_bytes(content)
+    with pytest.raises(InputError) as expected:
+        read_run(path)
+    assert expected.value.line == line
+    result = cli("eval", "--qrels", SAMPLE / "qrels.txt", path)
+    assert result.exit_code == 2 and result.stderr == f"rdistill: error: {expected.value}\n"
+
+
+def test_run_table_equals_read_run(tmp_path: Path) -> None:
+    """Blank lines, tabs, CRLF, gzip, and a query split across the file read as read_run reads them."""
+    import gzip
+
+    from rdistill.io import read_run, read_run_table
+    from rdistill.schema import RunTable
+
+    text = "q2 Q0 d1 1 3 a\r\n\nq1\tQ0\td1\t1\t2.5\tb\n  q2 Q0 d9 2 -1e-3 a\nq1 Q0 d0 x 2.5 b"
+    for path in (tmp_path / "run.trec", tmp_path / "run.trec.gz"):
+        path.write_bytes(gzip.compress(text.encode()) if path.suffix == ".gz" else text.encode())
+        got, want = read_run_table(path), RunTable.from_run(read_run(path))
+
+        def rows(t: RunTable) -> set[tuple[str, str, float]]:
+            return {(t.queries[q], d, s) for q, d, s in zip(t.query_index.tolist(), t.docs, t.scores.tolist(),
+                                                            strict=True)}
+
+        assert got.queries == want.queries == ["q2", "q1"] and rows(got) == rows(want)
+        assert got.scores.tolist() == [3.0, 2.5, -0.001, 2.5]  # file order

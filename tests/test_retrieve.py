@@ -157,3 +157,41 @@ def test_dense_minilm_finds_its_document(cli, tmp_path: Path, minilm_path: Path)
     assert sum(firsts[d["_id"]] == d["_id"] for d in picked) >= 0.7 * len(picked)
     assert all((d["_id"], d["_id"]) in {(r[0], r[2]) for r in rows} for d in picked)
     assert all(0.0 < float(row[4]) <= 1.0 + 1e-6 for row in run_lines(result.stdout))  # normalised: cosine
+
+
+def test_bm25_segments_merge_to_the_same_index(cli, tmp_path: Path) -> None:
+    """Many small segments (forced) and the default budget give the same index files, byte for byte."""
+    from rdistill.retrieval.bm25 import BM25Params, build_bm25
+
+    build_bm25(str(CRAN), tmp_path / "many", BM25Params(), show_progress=False, segment_postings=3000)
+    result = cli("retrieve", "--corpus", CRAN, "--queries", CRAN, "--split", "test", "--k", "10",
+                 "--index", tmp_path / "idx", "--memory", "300M")
+    assert result.exit_code == 0, result
+    one = tmp_path / "idx" / "bm25"
+    assert json.loads((tmp_path / "many" / "meta.json").read_text())["stats"]["segments"] > 20
+    assert json.loads((one / "meta.json").read_text())["stats"]["segments"] == 1
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file() and p.name != "meta.json")
+    assert files and not any("segment" in f.name for f in (tmp_path / "many").rglob("*"))
+    for name in files:
+        assert (tmp_path / "many" / name).read_bytes() == (one / name).read_bytes(), name
+    bad = cli("retrieve", "--corpus", CRAN, "--queries", CRAN, "--split", "test", "--memory", "lots")
+    assert bad.exit_code == 2 and "--memory" in bad.stderr
+
+
+def test_bm25_hits_equal_full_scores(tmp_path: Path) -> None:
+    """Search's sparse and dense paths give the matching documents and their full-array scores, bit for bit."""
+    from rdistill.data import load_queries
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+
+    index = BM25Index.open(str(CRAN), tmp_path / "idx", BM25Params(), show_progress=False)
+    n_docs, paths = len(index.ids), set()
+    indptr, indices = index.engine.scores["indptr"], index.engine.scores["indices"]
+    rare = np.flatnonzero(np.diff(indptr) < 5)[:3].astype(np.int32)  # terms of a few documents: the sparse path
+    queries = [index.token_ids(text) for text in load_queries(str(CRAN), "test").values()]
+    for token_ids in [*queries, rare, rare[[0, 0, 1]], np.r_[rare, queries[0][:1]]]:
+        docs, values = index.hits(token_ids)
+        full = index.scores(token_ids)
+        holding = np.unique(np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in token_ids]))
+        assert np.array_equal(docs, holding) and np.array_equal(values, full[docs])
+        paths.add(sum(int(indptr[t + 1] - indptr[t]) for t in token_ids) > n_docs // 8)
+    assert paths == {True, False}  # both the sparse and the dense path ran

@@ -53,11 +53,11 @@ def command(
 ) -> None:
     """Evaluate TREC runs against qrels, exactly as trec_eval would, and compare them.
 
-    Measures are computed by ranx on each query's documents ranked as trec_eval ranks them (score descending, ties
-    by docno descending; the rank column is ignored), so every value equals trec_eval's: map, recip_rank (mrr),
-    P_K (precision@K), recall_K (recall@K), ndcg_cut_K (ndcg@K), map_cut_K (map@K). As in trec_eval, a run's
-    queries without judgments are ignored, a judged query without relevant documents scores 0, and the mean is
-    over the queries with both judgments and results unless -c is given.
+    Measures (ranx's definitions, computed with numpy) are taken on each query's documents ranked as trec_eval
+    ranks them (score descending, ties by docno descending; the rank column is ignored), so every value equals
+    trec_eval's: map, recip_rank (mrr), P_K (precision@K), recall_K (recall@K), ndcg_cut_K (ndcg@K), map_cut_K
+    (map@K). As in trec_eval, a run's queries without judgments are ignored, a judged query without relevant
+    documents scores 0, and the mean is over the queries with both judgments and results unless -c is given.
 
     Several runs print side by side, one row each, followed by the tests that compare them: a two-sided paired
     t-test of each run against the baseline per measure, p-values corrected over the runs (Holm by default), and
@@ -73,7 +73,7 @@ def command(
     """
     from rdistill.data import load_qrels
     from rdistill.evaluation import evaluate_many, parse_measures
-    from rdistill.io import open_output, read_run
+    from rdistill.io import open_output, read_run_table
 
     names = runs or ["-"]
     if len(set(names)) != len(names):
@@ -86,7 +86,7 @@ def command(
         raise UsageError(f"--baseline {baseline!r} is not one of the runs given: {', '.join(names)}")
     measures = parse_measures(metrics)  # before reading anything: a typo fails fast
     judged = load_qrels(qrels, split)
-    loaded = [(name, read_run(name)) for name in names]
+    loaded = [(name, read_run_table(name)) for name in names]
     evaluations = evaluate_many(judged, loaded, measures, complete=complete, rel_level=rel_level)
     keys = [m.name for m in measures]
 

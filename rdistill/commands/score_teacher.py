@@ -25,8 +25,10 @@ def command(
     queries: QueriesOpt,
     corpus: CorpusOpt,
     model: Annotated[str, typer.Option("--model", help="Teacher: a Hugging Face folder or name (a cross-encoder, a "
-                                       "bi-encoder, or a student from rdistill train); all-MiniLM-L6-v2 works "
-                                       "offline; bm25 is BM25 itself (a folder named bm25: ./bm25).",
+                                       "bi-encoder, or a student from rdistill train), or a folder holding "
+                                       "model.onnx and its tokenizer (run by ONNX Runtime). Offline: "
+                                       "all-MiniLM-L6-v2, and with the [models] extra ms-marco-MiniLM-L-12-v2 "
+                                       "and bge-small-en-v1.5; bm25 is BM25 itself (a folder named bm25: ./bm25).",
                                        metavar="PATH")],
     run: Annotated[str, typer.Argument(help="The TREC run to re-score; - (default) reads stdin.",
                                        metavar="RUN")] = "-",
@@ -79,6 +81,11 @@ def command(
     query and document embeddings; the corpus's embeddings are computed once and cached. Pairs are sorted by
     length into batches so each pads only to its own longest pair.
 
+    A folder with model.onnx (or one .onnx file) and tokenizer files runs through ONNX Runtime: a graph with
+    logits [batch, 1 or 2] is a cross-encoder, one with hidden states a bi-encoder (pooled as its
+    sentence-transformers config says, else CLS). --dtype int8 (CPU) runs any model as a dynamic-int8 graph,
+    exported and quantised once into rdistill's cache; the sidecar records the engine.
+
     --qrels (with --split for a BEIR folder) adds each query's judged positives (relevance > 0) to its pool
     before scoring, as the paper scores {positive} + BM25@200.
 
@@ -102,6 +109,8 @@ def command(
       rdistill score-teacher --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact --qrels ../shared/data/scifact --split train \\
           -o teacher.train.trec --resume bm25.train.trec
+      rdistill score-teacher --model ms-marco-MiniLM-L-12-v2 --dtype int8 --queries ../shared/data/scifact \\
+          --corpus ../shared/data/scifact < bm25.trec > cross.trec
       rdistill score-teacher --model bm25 --index idx --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact --qrels ../shared/data/scifact --split train < bm25.train.trec \\
           > bm25.pools.trec

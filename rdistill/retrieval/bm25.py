@@ -11,13 +11,16 @@ Variants (``variant``):
 
 Each (term, document) weight is precomputed in float64 into a term-major sparse matrix saved in bm25s's format;
 bm25s loads it memory-mapped and sums a query's columns. The arithmetic follows rank_bm25's expression in the
-same order, so the scores are bit-identical to BM25Okapi's for the same tokens. The build streams the corpus and
-keeps postings in flat numpy arrays (grown in chunks), never a Python object per document.
+same order, so the scores are bit-identical to BM25Okapi's for the same tokens. The build streams the corpus into
+sorted segments on disk and merges them (:mod:`rdistill.retrieval.segments`), so its memory is set by a budget,
+not by the corpus; only the vocabulary and one int32 length per document stay in memory throughout.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from rdistill.errors import InputError, UsageError
+from rdistill.retrieval.segments import DEFAULT_MEMORY, SegmentWriter, merge, parse_memory
 from rdistill.retrieval.store import (
     DocIds,
     DocIdWriter,
@@ -37,7 +41,7 @@ from rdistill.retrieval.store import (
 from rdistill.retrieval.tokenize import Tokenizer, TokenizerSettings
 
 VARIANTS = ("okapi", "lucene")
-CHUNK = 1 << 20  # postings buffered in Python lists before they go into numpy arrays
+CHUNK = 1 << 20  # values buffered in a Python list before they go into a numpy array
 
 
 @dataclass(frozen=True)
@@ -107,28 +111,35 @@ def weights(params: BM25Params, idf: np.ndarray, tf: np.ndarray, dl: np.ndarray,
     return idf * (tf / (tf + k1 * (1 - b + b * dl / avgdl)))
 
 
-def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: bool = True) -> None:
-    """Tokenise ``corpus`` once and write the index to ``folder`` (replacing it atomically)."""
-    import bm25s
-
+def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: bool = True,
+               memory: int | str = DEFAULT_MEMORY, segment_postings: int | None = None) -> None:
+    """Tokenise ``corpus`` once and write the index to ``folder`` (replacing it atomically), in about ``memory``
+    bytes of resident memory (``1G``, ``512M``) whatever the corpus's size: see :mod:`rdistill.retrieval.segments`.
+    ``segment_postings`` fixes the segment and merge-block size instead (the index is the same either way).
+    """
     from rdistill.data import iter_corpus
     from rdistill.progress import progress
 
+    budget = parse_memory(memory) if isinstance(memory, str) else memory
     tokenize = Tokenizer(params.tokenizer)
     tmp = begin_build(folder)
     ids = DocIdWriter(tmp)
     vocab: dict[str, int] = {}
-    terms, docs, tfs, lengths = _Growing(np.int32), _Growing(np.int32), _Growing(np.int32), _Growing(np.int64)
+    spill = SegmentWriter(tmp / "segments", budget, segment_postings)
+    lengths = _Growing(np.int32)
     # The corpus is streamed, so the bar counts documents without a total.
     bar = progress(None, "indexing (bm25)", "doc") if show_progress else None
     for n, doc in enumerate(iter_corpus(corpus)):
         ids.add(doc.doc_id)
         tokens = tokenize(doc.full_text)
         counts = Counter(tokens)  # first-seen order, which fixes term ids in the order rank_bm25 meets terms
-        terms.extend(vocab.setdefault(token, len(vocab)) for token in counts)
-        tfs.extend(counts.values())
-        docs.extend([n] * len(counts))
+        try:
+            term_ids = list(map(vocab.__getitem__, counts))  # in C; most documents bring no new term
+        except KeyError:
+            term_ids = [vocab.setdefault(token, len(vocab)) for token in counts]
+        spill.add(n, term_ids, list(counts.values()))
         lengths.extend((len(tokens),))
+        spill.maybe_flush(len(vocab))
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -137,31 +148,45 @@ def build_bm25(corpus: str, folder: Path, params: BM25Params, show_progress: boo
     n_docs = ids.count
     if n_docs == 0:
         raise InputError(corpus, None, "empty corpus: no documents")
-    term, doc, tf, dl = terms.array(), docs.array(), tfs.array(), lengths.array()  # type: ignore[assignment]
-    n_postings = len(term)
-    df = np.bincount(term, minlength=len(vocab))
-    avgdl = int(dl.sum()) / n_docs
+    spill.flush(len(vocab))
+    df = np.zeros(len(vocab), dtype=np.int64)
+    for segment in spill.segments:
+        df += segment.counts(0, len(vocab))
+    dl = lengths.array()
+    avgdl = int(dl.sum(dtype=np.int64)) / n_docs
     idf = idf_okapi(df, n_docs, params.epsilon) if params.variant == "okapi" else idf_lucene(df, n_docs)
-    order = np.argsort(term, kind="stable")  # term-major; documents stay in corpus order within a term
-    indices = doc[order]
-    data = np.empty(n_postings, dtype=np.float64)
-    # Weights are computed in sorted order, a block at a time, so the build's peak memory stays near the
-    # postings themselves (~30 bytes each) instead of a dozen full-size temporaries.
-    for start in range(0, n_postings, CHUNK):
-        o = order[start:start + CHUNK]
-        data[start:start + CHUNK] = weights(params, idf[term[o]], tf[o], dl[doc[o]], avgdl)
-    del term, doc, tf, order
+
+    def weigh(term: np.ndarray, tf: np.ndarray, doc: np.ndarray) -> np.ndarray:
+        return weights(params, idf[term], tf, dl[doc], avgdl)
+
+    out = tmp / "bm25s"
+    out.mkdir()
+    merge(spill.segments, df, out / "data.csc.index.npy", out / "indices.csc.index.npy", weigh, budget,
+          segment_postings)
+    shutil.rmtree(spill.folder)
     indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
+    np.save(out / "indptr.csc.index.npy", indptr)
+    write_bm25s_meta(out, params, vocab, n_docs)
+    meta = {"kind": "bm25", "build": build_key(corpus, params),
+            "stats": {"documents": n_docs, "terms": len(vocab), "postings": spill.n_postings, "avgdl": avgdl,
+                      "segments": len(spill.segments)}}
+    finish_build(tmp, folder, meta)
+
+
+def write_bm25s_meta(out: Path, params: BM25Params, vocab: dict[str, int], n_docs: int) -> None:
+    """bm25s's vocabulary and parameter files, as ``bm25s.BM25.save`` writes them, so ``BM25.load`` reads the
+    folder (the three arrays are written by :func:`rdistill.retrieval.segments.merge` and the build)."""
+    import bm25s
+    import orjson
+
     engine = bm25s.BM25(k1=params.k1, b=params.b, method="lucene" if params.variant == "lucene" else "robertson",
                         dtype="float64", int_dtype="int32")
-    engine.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
-    engine.vocab_dict = vocab
-    engine.nonoccurrence_array = None  # only BM25L and BM25+ use it
-    engine.save(tmp / "bm25s", show_progress=False)
-    meta = {"kind": "bm25", "build": build_key(corpus, params),
-            "stats": {"documents": n_docs, "terms": len(vocab), "postings": n_postings, "avgdl": avgdl}}
-    finish_build(tmp, folder, meta)
+    (out / "vocab.index.json").write_bytes(orjson.dumps(vocab))
+    settings = {"k1": engine.k1, "b": engine.b, "delta": engine.delta, "method": engine.method,
+                "idf_method": engine.idf_method, "dtype": engine.dtype, "int_dtype": engine.int_dtype,
+                "num_docs": n_docs, "version": bm25s.__version__, "backend": engine.backend}
+    (out / "params.index.json").write_text(json.dumps(settings, indent=4))
 
 
 def build_key(corpus: str, params: BM25Params) -> dict[str, Any]:
@@ -179,13 +204,17 @@ class BM25Index:
         self.tokenize = Tokenizer(params.tokenizer)
         self.engine = bm25s.BM25.load(folder / "bm25s", mmap=True, show_progress=False)
         self.ids = DocIds(folder)
+        # Plain ndarray views of the memory-mapped arrays: np.memmap's Python-level indexing costs microseconds.
+        self.indptr, self.indices, self.data = (np.asarray(self.engine.scores[name])
+                                                for name in ("indptr", "indices", "data"))
 
     @classmethod
     def open(cls, corpus: str, folder: Path, params: BM25Params, rebuild: bool = False,
-             show_progress: bool = True) -> BM25Index:
-        """Reuse the index in ``folder`` when it was built from this corpus with these settings; else build it."""
+             show_progress: bool = True, memory: int | str = DEFAULT_MEMORY) -> BM25Index:
+        """Reuse the index in ``folder`` when it was built from this corpus with these settings; else build it
+        (in about ``memory`` bytes: the budget changes how the build spills to disk, never the index)."""
         if rebuild or not check_reuse(folder, build_key(corpus, params), "BM25"):
-            build_bm25(corpus, folder, params, show_progress)
+            build_bm25(corpus, folder, params, show_progress, memory)
         return cls(folder, params)
 
     def token_ids(self, text: str) -> np.ndarray:
@@ -197,18 +226,33 @@ class BM25Index:
         """Every document's score (float64), 0 where no query term occurs."""
         return self.engine.get_scores_from_ids(token_ids)
 
-    def matching(self, token_ids: np.ndarray) -> np.ndarray:
-        """Indices of the documents holding at least one query term (a run lists only those, as Lucene does)."""
-        indptr, indices = self.engine.scores["indptr"], self.engine.scores["indices"]
-        hit = np.zeros(len(self.ids), dtype=bool)  # a mask, not a sort: linear in documents plus postings
-        for t in np.unique(token_ids):
-            hit[indices[indptr[t]:indptr[t + 1]]] = True
-        return np.flatnonzero(hit)
+    def hits(self, token_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The documents holding at least one query term (a run lists only those, as Lucene does), ascending, and
+        their scores: bit-identical to ``scores(token_ids)[docs]``, summed term by term in query order as bm25s
+        and rank_bm25 sum them, in a fixed handful of numpy calls whatever the number of query terms."""
+        indptr, indices, data = self.indptr, self.indices, self.data
+        spans = list(zip(indptr[token_ids].tolist(), indptr[token_ids + 1].tolist(), strict=True))
+        postings = np.concatenate([indices[a:b] for a, b in spans])
+        # bincount adds each weight to its document in input order, i.e. term by term, from 0.0 as bm25s does.
+        weights = np.concatenate([data[a:b] for a, b in spans])
+        n_docs = len(self.ids)
+        if len(postings) > n_docs // 8:  # many postings: two passes over a full-length array beat a sort
+            found = np.flatnonzero(np.bincount(postings, minlength=n_docs))
+            return found, np.bincount(postings, weights=weights, minlength=n_docs)[found]
+        found, slot = np.unique(postings, return_inverse=True)
+        return found, np.bincount(slot, weights=weights, minlength=len(found))
 
-    def search(self, text: str, k: int) -> dict[str, float]:
-        from rdistill.retrieval.store import top_k
+    def best(self, text: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` matching documents (indices) and their scores, with the documents tied at the k-th score,
+        unordered: what bm25s's retrieve returns, before document ids are looked up."""
+        from rdistill.retrieval.store import best
 
         token_ids = self.token_ids(text)
         if len(token_ids) == 0:
-            return {}
-        return top_k(self.scores(token_ids), self.matching(token_ids), self.ids, k)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return best(*self.hits(token_ids), k)
+
+    def search(self, text: str, k: int) -> dict[str, float]:
+        """:meth:`best` as docno -> score."""
+        docs, scores = self.best(text, k)
+        return dict(zip(self.ids.many(docs), scores.tolist(), strict=True))

@@ -8,6 +8,7 @@ retrieved documents are ever decoded.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -23,12 +24,14 @@ META = "meta.json"
 
 
 class DocIdWriter:
-    """Appends ids while the corpus streams by; offsets are kept as a compact int64 array, not a Python list."""
+    """Appends ids while the corpus streams by; ids and offsets both go straight to disk (nothing per document is
+    kept in memory), and ``close`` turns the raw offsets into the .npy that :class:`DocIds` maps."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.fh: BinaryIO = open(folder / DOCIDS, "wb")  # noqa: SIM115 - closed in close()
-        self.offsets = np.zeros(1024, dtype=np.int64)
+        self.raw: BinaryIO = open(folder / (OFFSETS + ".raw"), "wb")  # noqa: SIM115 - closed in close()
+        self.pending: list[int] = [0]
         self.count = 0
         self.position = 0
 
@@ -37,28 +40,61 @@ class DocIdWriter:
         self.fh.write(data)
         self.position += len(data)
         self.count += 1
-        if self.count >= len(self.offsets):
-            self.offsets = np.resize(self.offsets, 2 * len(self.offsets))
-        self.offsets[self.count] = self.position
+        self.pending.append(self.position)
+        if len(self.pending) >= 1 << 16:
+            self._spill()
+
+    def _spill(self) -> None:
+        self.raw.write(np.array(self.pending, dtype="<i8").tobytes())
+        self.pending = []
 
     def close(self) -> None:
         self.fh.close()
-        np.save(self.folder / OFFSETS, self.offsets[: self.count + 1])
+        self._spill()
+        self.raw.close()
+        raw = self.folder / (OFFSETS + ".raw")
+        with open(self.folder / OFFSETS, "wb") as out, open(raw, "rb") as src:
+            np.lib.format.write_array_header_1_0(out, {"descr": "<i8", "fortran_order": False,
+                                                       "shape": (self.count + 1,)})
+            shutil.copyfileobj(src, out, 1 << 20)
+        raw.unlink()
 
 
 class DocIds:
-    """Memory-mapped document ids: ``ids[i]`` decodes one id."""
+    """Memory-mapped document ids: ``ids[i]`` decodes one id, ``ids.many(indices)`` several at once."""
 
     def __init__(self, folder: Path) -> None:
-        self.offsets = np.load(folder / OFFSETS, mmap_mode="r")
-        size = (folder / DOCIDS).stat().st_size
-        self.data = np.memmap(folder / DOCIDS, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+        # A plain ndarray view of the memory map: np.memmap's Python-level indexing costs microseconds.
+        self.offsets = np.asarray(np.load(folder / OFFSETS, mmap_mode="r"))
+        self.data: mmap.mmap | bytes = b""
+        if (folder / DOCIDS).stat().st_size:
+            with open(folder / DOCIDS, "rb") as fh:
+                self.data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def __getitem__(self, i: int) -> str:
-        return self.data[int(self.offsets[i]):int(self.offsets[i + 1])].tobytes().decode("utf-8")
+        return self.data[int(self.offsets[i]):int(self.offsets[i + 1])].decode("utf-8")
+
+    def many(self, indices: np.ndarray) -> list[str]:
+        """Ids of several documents, in one gather: their bytes are copied side by side, a newline after each
+        (ids come from lines, so none holds one), and decoded and split at once instead of id by id."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) < 32:  # too few for the vectorised gather to pay for its dozen numpy calls
+            return [self[i] for i in indices.tolist()]
+        starts = np.asarray(self.offsets[indices], dtype=np.int64)
+        sizes = np.asarray(self.offsets[indices + 1], dtype=np.int64) - starts + 1  # + the newline
+        ends = np.cumsum(sizes)
+        where = np.repeat(starts - (ends - sizes), sizes) + np.arange(int(ends[-1]))
+        raw = np.frombuffer(self.data, dtype=np.uint8)
+        gathered = raw[np.minimum(where, len(raw) - 1)]
+        gathered[ends - 1] = ord("\n")
+        out = gathered.tobytes().decode("utf-8").split("\n")
+        out.pop()  # after the last newline
+        if len(out) != len(indices):  # an id with a newline after all: decode one by one
+            return [self[int(i)] for i in indices]
+        return out
 
 
 def corpus_fingerprint(spec: str) -> dict[str, Any]:
@@ -112,15 +148,21 @@ def finish_build(tmp: Path, folder: Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, folder)
 
 
-def top_k(scores: np.ndarray, candidates: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
-    """The ``k`` best candidates, plus every candidate tied with the k-th score, as docno -> score.
+def best(candidates: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best candidates (document indices with their scores), plus every candidate tied with the k-th
+    score, unordered.
 
     Keeping the boundary ties lets :func:`rdistill.io.format_run_query` cut at k in trec_eval's order (score,
     then docno descending), so the run does not depend on how a partial sort happened to order equal scores.
     """
-    values = scores[candidates]
     if len(candidates) > k:
         kth = np.partition(values, len(values) - k)[len(values) - k]
         keep = values >= kth
         candidates, values = candidates[keep], values[keep]
-    return {ids[int(i)]: float(v) for i, v in zip(candidates, values, strict=True)}
+    return candidates, values
+
+
+def top_k(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
+    """:func:`best` as docno -> score."""
+    candidates, values = best(candidates, values, k)
+    return dict(zip(ids.many(candidates), values.tolist(), strict=True))

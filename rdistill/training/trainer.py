@@ -29,7 +29,7 @@ from rdistill.docstore import DocStore
 from rdistill.errors import InputError, UsageError
 from rdistill.io import dumps, source_name, write_text_atomic
 from rdistill.meta import versions
-from rdistill.models import progress, resolve_device, resolve_model
+from rdistill.models import progress, resolve_device, torch_checkpoint
 from rdistill.training.data import Schedule, TrainGroup, read_groups
 from rdistill.training.losses import LOSSES, NEEDS_TEACHER
 from rdistill.training.students import Student, build_student
@@ -337,7 +337,7 @@ def train(config: TrainConfig) -> TrainResult:
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)  # a new classification head starts from the same weights for the same seed
-    student = build_student(config.student, resolve_model(config.model), config.init_layers,  # type: ignore[arg-type]
+    student = build_student(config.student, torch_checkpoint(config.model), config.init_layers,  # type: ignore[arg-type]
                             config.max_query_length, config.max_doc_length, config.pooling)  # type: ignore[arg-type]
     model = student.model.to(device)
     model.train()
