@@ -49,7 +49,13 @@ endif
 DATASET ?= scifact
 OOD ?= cranfield vaswani
 OUT ?= out/demo
-TEACHER ?= all-MiniLM-L6-v2
+# The teacher. fused (default): BM25 and TEACHER_MODEL score the same pools (positives included), and `rdistill
+# fuse --weights 1,1` sums their per-query min-max normalised scores (so a fused score lies in [0, 2]); on scifact
+# test it re-ranks BM25's top 100 to nDCG@10 0.7295 against BM25's 0.6818, where MiniLM alone ranks below BM25
+# (0.6667). minilm: TEACHER_MODEL alone (cosines), the study's teacher before. TEACHER_MODEL is also the ensemble's
+# dense retriever.
+TEACHER ?= fused
+TEACHER_MODEL ?= all-MiniLM-L6-v2
 STUDENT ?= all-MiniLM-L6-v2
 GROUP_SIZE ?= 8
 SEEDS ?= 42
@@ -87,12 +93,18 @@ endif
 POOLING ?= mean
 BATCH ?= 4
 GRAD_ACCUM ?= 1
-# Entropy temperature: all-MiniLM-L6-v2's scores are cosines in [-1, 1], whose softmax at T = 1 is nearly flat;
-# sentence-transformers scales them by 20 in training, i.e. T = 0.05. Use 1 for a cross-encoder's log-probabilities.
+# Entropy temperature and the losses' scale (train --teacher-scale, also sample's, which divides the ensemble
+# filter's 0.5 margin by it), set per teacher. minilm: all-MiniLM-L6-v2's scores are cosines in [-1, 1], whose
+# softmax at T = 1 is nearly flat; sentence-transformers scales them by 20 in training, i.e. T = 0.05, and the losses
+# take the cosines x 20. fused: scores in [0, 2], so T = 0.2 and x 5 (README, "Settings"). Use 1 and 1 for a
+# cross-encoder's log-probabilities.
+ifeq ($(TEACHER),minilm)
 ENTROPY_T ?= 0.05
-# The same scale for the losses: the teacher's cosines times 20 (= 1 / ENTROPY_T) give MarginMSE margins and KL
-# targets of a useful size. Use 1 for a cross-encoder teacher.
 TEACHER_SCALE ?= 20
+else
+ENTROPY_T ?= 0.2
+TEACHER_SCALE ?= 5
+endif
 # The demo: two sampling sources, one loss. The grid: the paper's sources x losses, plus entropy cuts.
 DEMO_STUDENTS ?= bm25.marginmse teacher.marginmse
 GRID_SAMPLINGS ?= random bm25 teacher ensemble ensemble-nofilter
@@ -120,7 +132,11 @@ $(S)/retrieve: FORCE
 $(S)/rerank: FORCE
 	$(call write_settings,'RERANK_DEPTH=$(RERANK_DEPTH)')
 $(S)/teacher: FORCE
-	$(call write_settings,'TEACHER=$(TEACHER)')
+	$(call write_settings,'TEACHER=$(TEACHER)' 'TEACHER_MODEL=$(TEACHER_MODEL)')
+$(S)/dense: FORCE
+	$(call write_settings,'TEACHER_MODEL=$(TEACHER_MODEL)')
+$(S)/filter: FORCE
+	$(call write_settings,'TEACHER_SCALE=$(TEACHER_SCALE)')
 $(S)/entropy: FORCE
 	$(call write_settings,'ENTROPY_T=$(ENTROPY_T)')
 $(S)/sample: FORCE
@@ -138,12 +154,33 @@ $(OUT)/bm25.test.%.trec: $(S)/rerank
 	@mkdir -p $(@D)
 	$(RD) retrieve --corpus $(DATA)/$* --queries $(DATA)/$* --split test --k $(RERANK_DEPTH) --index $(OUT)/index/bm25-$* -o $@
 
-$(OUT)/dense.train.trec: $(S)/retrieve $(S)/teacher
-	$(RD) retrieve --dense --model $(TEACHER) --corpus $(D) --queries $(D) --split train --k $(DEPTH) --index $(OUT)/index/dense -o $@
+$(OUT)/dense.train.trec: $(S)/retrieve $(S)/dense
+	$(RD) retrieve --dense --model $(TEACHER_MODEL) --corpus $(D) --queries $(D) --split train --k $(DEPTH) --index $(OUT)/index/dense -o $@
+
+# The teacher's scores of a pool: $(call teacher_scores,POOL RUN,OUTPUT,COLLECTION,BM25 INDEX,PARTS,ARGS,MODEL ARGS)
+# with ARGS for both score-teacher calls (--qrels) and MODEL ARGS for TEACHER_MODEL's only. fused keeps its two
+# parts as PARTS.bm25.trec and PARTS.model.trec (under teacher-parts/, out of the report's folders). Fusion is per
+# query over the pool scored, so each pool (training pools, candidates, test) is normalised on its own.
+ifeq ($(TEACHER),fused)
+define teacher_scores
+	@mkdir -p $(dir $(5))
+	$(RD) score-teacher --model bm25 --index $(4) --queries $(3) --corpus $(3) $(6) -o $(5).bm25.trec $(1)
+	$(RD) score-teacher --model $(TEACHER_MODEL) $(7) --queries $(3) --corpus $(3) $(6) -o $(5).model.trec $(1)
+	$(RD) fuse --weights 1,1 --tag fused -o $(2) $(5).bm25.trec $(5).model.trec
+endef
+else ifeq ($(TEACHER),minilm)
+define teacher_scores
+	$(RD) score-teacher --model $(TEACHER_MODEL) $(7) --queries $(3) --corpus $(3) $(6) -o $(2) $(1)
+endef
+else
+$(error TEACHER=$(TEACHER): expected fused or minilm)
+endif
+TP := $(OUT)/teacher-parts
 
 # The teacher scores {positives} U BM25@DEPTH, as the paper does, so every group can carry its positive's score.
 $(OUT)/teacher.train.trec: $(OUT)/bm25.train.trec $(S)/teacher
-	$(RD) score-teacher --model $(TEACHER) --queries $(D) --corpus $(D) --qrels $(D) --split train -o $@ < $<
+	$(call teacher_scores,$<,$@,$(D),$(OUT)/index/bm25,$(TP)/train,--qrels $(D) --split train)
+
 
 $(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec $(S)/entropy
 	$(RD) entropy --temperature $(ENTROPY_T) --k $(RERANK_DEPTH) --plot $(OUT)/entropy.train.png -o $@ < $<
@@ -162,8 +199,9 @@ $(OUT)/candidates/ensemble.trec: $(ENSEMBLE_RUNS) $(S)/sample
 	$(RD) sample --strategy ensemble --corpus $(D) $(SAMPLE_ARGS) --emit-candidates --no-scores $(ENSEMBLE_RUNS) \
 	  -o $@
 
-$(OUT)/candidates/%.teacher.trec: $(OUT)/candidates/%.trec $(S)/teacher
-	$(RD) score-teacher --model $(TEACHER) --queries $(D) --corpus $(D) -o $@ < $<
+$(OUT)/candidates/%.teacher.trec: $(OUT)/candidates/%.trec $(OUT)/bm25.train.trec $(S)/teacher
+	$(call teacher_scores,$<,$@,$(D),$(OUT)/index/bm25,$(TP)/candidates-$*)
+
 
 $(OUT)/groups/random.jsonl: $(OUT)/candidates/random.teacher.trec
 	@mkdir -p $(@D)
@@ -171,15 +209,15 @@ $(OUT)/groups/random.jsonl: $(OUT)/candidates/random.teacher.trec
 
 $(OUT)/groups/bm25.jsonl: $(OUT)/bm25.train.trec $(OUT)/teacher.train.trec $(S)/sample
 	@mkdir -p $(@D)
-	$(RD) sample --strategy window --window $(WINDOW) --scores $(OUT)/teacher.train.trec $(SAMPLE_ARGS) -o $@ < $<
+	$(RD) sample --strategy window --window $(WINDOW) --scores $(OUT)/teacher.train.trec $(SAMPLE_ARGS) -o $@ $<
 
 $(OUT)/groups/teacher.jsonl: $(OUT)/teacher.train.trec $(S)/sample
 	@mkdir -p $(@D)
-	$(RD) sample --strategy teacher --window $(WINDOW) $(SAMPLE_ARGS) -o $@ < $<
+	$(RD) sample --strategy teacher --window $(WINDOW) $(SAMPLE_ARGS) -o $@ $<
 
-$(OUT)/groups/ensemble.jsonl: $(OUT)/candidates/ensemble.teacher.trec $(ENSEMBLE_RUNS)
+$(OUT)/groups/ensemble.jsonl: $(OUT)/candidates/ensemble.teacher.trec $(ENSEMBLE_RUNS) $(S)/filter
 	@mkdir -p $(@D)
-	$(RD) sample --strategy ensemble --scores $< --corpus $(D) $(SAMPLE_ARGS) $(ENSEMBLE_RUNS) -o $@
+	$(RD) sample --strategy ensemble --teacher-scale $(TEACHER_SCALE) --scores $< --corpus $(D) $(SAMPLE_ARGS) $(ENSEMBLE_RUNS) -o $@
 
 $(OUT)/groups/ensemble-nofilter.jsonl: $(OUT)/candidates/ensemble.teacher.trec $(ENSEMBLE_RUNS)
 	@mkdir -p $(@D)
@@ -215,12 +253,13 @@ $(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \
 $(OUT)/baselines/%/bm25.trec: $(OUT)/bm25.test.%.trec
 	@mkdir -p $(@D)
 	cp $< $@
+bm25_index = $(OUT)/index/bm25$(if $(filter $(1),$(DATASET)),,-$(1))
+ood_args = $(if $(filter $(1),$(DATASET)),,--doc-embeddings run)
 # In domain the teacher's corpus embeddings are cached from scoring the training pools; out of domain it embeds only
 # the documents BM25 retrieved (vaswani: 1 860 instead of 11 429).
 $(OUT)/baselines/%/teacher.trec: $(OUT)/bm25.test.%.trec $(S)/teacher
 	@mkdir -p $(@D)
-	$(RD) score-teacher --model $(TEACHER) $(if $(filter $*,$(DATASET)),,--doc-embeddings run) --queries $(DATA)/$* \
-	  --corpus $(DATA)/$* -o $@ < $<
+	$(call teacher_scores,$<,$@,$(DATA)/$*,$(call bm25_index,$*),$(TP)/test-$*,,$(call ood_args,$*))
 
 # The student before training (its initial checkpoint, layers cut; a cross-encoder's fresh head): what training
 # has to beat.
@@ -260,7 +299,7 @@ $(OUT)/entropy.test.jsonl: $(OUT)/baselines/$(DATASET)/teacher.trec $(S)/entropy
 	$(RD) entropy --temperature $(ENTROPY_T) -o $@ < $<
 
 # The study's report over the runs of a folder (demo and grid alike): $(call report,FOLDER).
-report = $(RD) report --runs $(1)/runs --baselines $(1)/baselines $(qrels_args) \
+report = $(RD) report --runs $(1)/runs --baselines $(1)/baselines --groups $(1)/groups $(qrels_args) \
   --entropy $(1)/entropy.test.jsonl --plot $(1)/entropy_vs_ndcg.png -o $(1)/report.md
 
 $(OUT)/report.md: $(DEMO_RUNS) $(OUT)/entropy.test.jsonl

@@ -28,6 +28,7 @@ from rdistill.errors import RdistillError
 COMMANDS: list[tuple[str, str]] = [
     ("retrieve", "rdistill.commands.retrieve"),
     ("score-teacher", "rdistill.commands.score_teacher"),
+    ("fuse", "rdistill.commands.fuse"),
     ("entropy", "rdistill.commands.entropy"),
     ("sample", "rdistill.commands.sample"),
     ("locality", "rdistill.commands.locality"),

@@ -27,10 +27,16 @@ def sidecar_path(output: str | Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
-def write_sidecar(output: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``OUTPUT.meta.json``: the caller's info plus versions, command line and time."""
+def write_sidecar(output: str | Path, info: dict[str, Any], started: float | None = None) -> Path:
+    """Write ``OUTPUT.meta.json``: the caller's info plus versions, command line and time.
+
+    ``started`` (a ``time.perf_counter()`` taken when the command began) adds ``wall_seconds``: what the stage cost,
+    which ``rdistill report`` adds up per sampling source beside the items the stage counted (queries, pairs,
+    groups)."""
     record = {"command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info,
               "versions": versions()}
+    if started is not None:
+        record["wall_seconds"] = round(time.perf_counter() - started, 3)
     path = sidecar_path(output)
     write_text_atomic(path, dumps(record) + "\n")
     return path

@@ -110,9 +110,17 @@ class StudyTable:
     # system label -> seeds averaged in its row (rows of one table can differ when some systems were rerun)
     seeds: dict[str, int] = field(default_factory=dict)
 
+    def best_baseline(self, column: str) -> str | None:
+        """The baseline above every student of the column (bold goes to the best row, baselines included)."""
+        best_student = self.columns[column].get(self.best.get(column, ""), float("-inf"))
+        above = [(values[column], name) for name, values in self.baselines.items()
+                 if column in values and values[column] > best_student]
+        return max(above)[1] if above else None
+
     def markdown(self) -> str:
         header = ["loss", "sampling", "seeds", *self.columns]
         rows = []
+        top_baseline = {column: self.best_baseline(column) for column in self.columns}
         for system in sorted(self.systems, key=lambda s: (s.loss, s.source, s.cut or "")):
             cells = [system.loss, system.source + (f" ({system.cut})" if system.cut else self.uncut_note),
                      str(self.seeds.get(system.label, "-"))]
@@ -122,7 +130,7 @@ class StudyTable:
                     cells.append("-")
                     continue
                 text = f"{value:.4f}"
-                if self.best.get(column) == system.label:
+                if self.best.get(column) == system.label and top_baseline[column] is None:
                     text = f"**{text}**"
                 if system.label in self.equivalent.get(column, set()):
                     text += " ≈"
@@ -130,7 +138,8 @@ class StudyTable:
             rows.append(cells)
         for name, values in self.baselines.items():
             rows.append(["(baseline)", name, "-",
-                         *(f"{values[c]:.4f}" if c in values else "-" for c in self.columns)])
+                         *((f"**{values[c]:.4f}**" if top_baseline[c] == name else f"{values[c]:.4f}")
+                           if c in values else "-" for c in self.columns)])
         return f"### {self.title}\n\n" + format_table(header, rows)
 
 
@@ -255,15 +264,20 @@ def plot_entropy_vs_effectiveness(entropy: dict[str, float], per_query: dict[Sys
 
 
 def render(tables: list[StudyTable], collections: list[Collection], margin: float, alpha: float,
-           plot: str | None) -> str:
+           plot: str | None, costs: str | None = None) -> str:
     lines = ["# rdistill study report", "",
              f"In-domain: {collections[0].name}; out-of-domain: "
              f"{', '.join(c.name for c in collections[1:]) or 'none'}. Students re-rank BM25's candidates; a row "
              "averages its seeds per query.", "",
-             f"**Bold**: the best system of a column. ≈: statistically equivalent to it by two one-sided paired "
-             f"t-tests (TOST, margin ±{margin} absolute, alpha {alpha}, Holm-corrected).", ""]
+             "Every table ends with the references: BM25 (the candidates re-ranked), the teacher, and student-init "
+             "(the student before training).", "",
+             f"**Bold**: the best row of a column, baselines included. ≈: a student statistically equivalent to the "
+             f"best student by two one-sided paired t-tests (TOST, margin ±{margin} absolute, alpha {alpha}, "
+             "Holm-corrected).", ""]
     for table in tables:
         lines += [table.markdown(), ""]
+    if costs:
+        lines += [costs, ""]
     if plot:
         lines += [f"![per-query teacher entropy against student nDCG@10]({Path(plot).name})", ""]
     return "\n".join(lines)

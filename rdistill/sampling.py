@@ -18,6 +18,7 @@ qrels and the run reader's set of query ids seen (it refuses a query that comes 
 from __future__ import annotations
 
 import heapq
+import math
 import os
 import random
 import tempfile
@@ -47,7 +48,8 @@ class SampleConfig:
     window: tuple[int, int] = DEFAULT_WINDOW
     per_system: int = 10
     filter: bool = True
-    margin: float = 0.5
+    margin: float = 0.5  # in the units of the teacher's scores x teacher_scale (a cross-encoder's logits: 1)
+    teacher_scale: float = 1.0  # train's --teacher-scale: the filter compares raw scores to margin / teacher_scale
     one_per_query: bool = False
     include_labelled_positives: bool = False
     skip_missing: bool = False
@@ -66,6 +68,14 @@ class SampleConfig:
             raise UsageError(f"--window {a}:{b}: expected 1 <= A <= B (ranks, 1-based, inclusive)")
         if self.per_system < 1:
             raise UsageError("--per-system must be at least 1")
+        if not (self.teacher_scale > 0 and math.isfinite(self.teacher_scale)):
+            raise UsageError("--teacher-scale must be a positive finite number")
+
+    @property
+    def raw_margin(self) -> float:
+        """The filter's margin in the teacher's raw score units: the paper's 0.5 is for a cross-encoder's
+        log-probabilities, and train multiplies other teachers' scores by --teacher-scale to reach that scale."""
+        return self.margin / self.teacher_scale
 
     @property
     def kind(self) -> Strategy:
@@ -94,7 +104,8 @@ class SampleConfig:
         if self.kind.windowed:
             meta["window"] = f"{self.window[0]}:{self.window[1]}"
         if self.strategy == "ensemble":
-            meta.update(per_system=self.per_system, filter=self.filter, margin=self.margin)
+            meta.update(per_system=self.per_system, filter=self.filter, margin=self.margin,
+                        teacher_scale=self.teacher_scale)
         return meta
 
 
@@ -386,7 +397,7 @@ def _draw_ensemble(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int
     if cfg.filter and not q.emit:
         if q.scores is None:
             raise MissingScore(qid, positive)
-        threshold = min(_score(q.scores, qid, p) for p in sorted(s.positives[qid])) - cfg.margin
+        threshold = min(_score(q.scores, qid, p) for p in sorted(s.positives[qid])) - cfg.raw_margin
         kept = [d for d in pool if _score(q.scores, qid, d) <= threshold]
         filtered = len(pool) - len(kept)
         pool = kept

@@ -59,6 +59,8 @@ class TeacherSettings:
     embeddings_cache: str | None = None
     doc_embeddings: str = "corpus"  # bi only: "corpus" (cached index of every document) or "run" (per chunk)
     allow_new_head: bool = False  # cross only: score even when the checkpoint has no trained classification head
+    bm25_variant: str = "okapi"  # --model bm25 only
+    index: str | None = None  # --model bm25 only: retrieve's --index DIR (the index is DIR/bm25)
 
 
 class CrossTeacher:
@@ -142,6 +144,42 @@ class BiTeacher:
         return np.einsum("ij,ij->i", q, d)
 
 
+BM25_MODEL = "bm25"  # --model bm25: BM25 itself as the teacher, not a checkpoint
+
+
+class BM25Teacher:
+    """BM25 as a teacher: each pair's score from the index ``rdistill retrieve`` builds (the same folder and
+    settings, so a pair in BM25's top k gets exactly retrieve's score); a document with no query term gets 0."""
+
+    needs_texts = False
+
+    def __init__(self, s: TeacherSettings, corpus: str) -> None:
+        from rdistill.docstore import cache_root
+        from rdistill.retrieval.bm25 import BM25Index, BM25Params, build_key
+
+        params = BM25Params(variant=s.bm25_variant)
+        folder = (Path(s.index) / "bm25" if s.index else
+                  cache_root() / "bm25" / hashlib.sha1(dumps(build_key(corpus, params)).encode()).hexdigest()[:16])
+        self.index = BM25Index.open(corpus, folder, params)
+        self.rows = _IdRows(folder, self.index.ids)
+
+    def settings(self) -> dict[str, Any]:
+        return {"kind": "bm25", **self.index.params.as_dict()}
+
+    def score(self, queries: list[str], doc_ids: list[str], texts: list[str]) -> np.ndarray:
+        del texts
+        rows = self.rows.rows(doc_ids)
+        out = np.zeros(len(doc_ids), dtype=np.float64)
+        at: dict[str, list[int]] = {}
+        for i, query in enumerate(queries):
+            at.setdefault(query, []).append(i)
+        for query, where in at.items():  # one pass over the postings per query, then a lookup per pair
+            token_ids = self.index.token_ids(query)
+            if len(token_ids):
+                out[where] = self.index.scores(token_ids)[rows[where]]
+        return out
+
+
 class _IdRows:
     """Document id -> embedding row through :class:`rdistill.docstore.HashIndex`, its table saved memory-mapped."""
 
@@ -170,7 +208,9 @@ class _IdRows:
         return out
 
 
-def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTeacher:
+def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTeacher | BM25Teacher:
+    if settings.model == BM25_MODEL:  # before importing torch: BM25 needs none of it
+        return BM25Teacher(settings, corpus)
     from rdistill.models import detect_kind, resolve_model
 
     # Checked here, whatever the kind, so a cross-encoder run with a mistyped value fails as a bi-encoder run would.
@@ -223,8 +263,8 @@ def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
         yield chunk
 
 
-def score_chunk(teacher: CrossTeacher | BiTeacher, chunk: list[tuple[str, list[str]]], queries: dict[str, str],
-                store: Any, tag: str) -> str:
+def score_chunk(teacher: CrossTeacher | BiTeacher | BM25Teacher, chunk: list[tuple[str, list[str]]],
+                queries: dict[str, str], store: Any, tag: str) -> str:
     """The canonical TREC lines of a chunk's queries, re-scored and re-sorted by the teacher."""
     q_texts: list[str] = []
     doc_ids: list[str] = []
@@ -344,10 +384,10 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
             raise
 
 
-def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeacher, store: Any,
+def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeacher | BM25Teacher, store: Any,
            settings: TeacherSettings, info: dict[str, Any], name: str, journal: Any, done: list[str],
            shard: tuple[int, int], positives: Qrels | None, output: str | None = None) -> dict[str, Any]:
-    from rdistill.models import progress
+    from rdistill.progress import progress  # not models': BM25 scoring imports no torch
 
     skip = len(done)
     bar = progress(None, "scoring", "pair")  # type: ignore[arg-type]  # total unknown while streaming

@@ -66,3 +66,54 @@ def test_report_without_runs_is_a_clear_error(cli, tmp_path: Path) -> None:
     result = cli("report", "--runs", tmp_path, "--qrels", f"s={SAMPLE / 'qrels.txt'}")
     assert result.exit_code == 2
     assert "no student runs found" in result.stderr
+
+
+def test_report_costs_each_source_from_real_sidecars(cli, tmp_path: Path) -> None:
+    """Real stages with -o (retrieve, BM25 as a teacher, fuse, sample) leave sidecars; report --groups follows
+    them back from each source's groups and adds their wall seconds and counts."""
+    import json
+
+    from tests.conftest import DATA
+
+    cran = DATA / "cranfield"
+    data = ["--queries", cran, "--corpus", cran]
+    bm25, teacher, fused = tmp_path / "bm25.train.trec", tmp_path / "t.bm25.trec", tmp_path / "teacher.trec"
+    groups = tmp_path / "groups"
+    steps = [
+        ("retrieve", *data, "--split", "train", "--k", "20", "--index", tmp_path / "idx", "-o", bm25),
+        ("score-teacher", "--model", "bm25", "--index", tmp_path / "idx", *data, "--qrels", cran, "--split",
+         "train", "-o", teacher, bm25),
+        ("fuse", "-o", fused, teacher, teacher),
+        ("sample", "--strategy", "window", "--window", "1:20", "--scores", fused, "--qrels", cran, "--split",
+         "train", "-o", groups / "bm25.jsonl", bm25),
+        ("sample", "--strategy", "teacher", "--window", "1:20", "--qrels", cran, "--split", "train",
+         "-o", groups / "teacher.jsonl", fused),
+    ]
+    for step in steps:
+        result = cli(*step)
+        assert result.exit_code == 0, (step, result)
+    test_run = cli("retrieve", *data, "--split", "test", "--k", "20", "--index", tmp_path / "idx").stdout
+    for source in ("bm25", "teacher"):
+        write_run(tmp_path / "runs" / "cran" / f"{source}.lce.s1.trec", read_run_text(test_run))
+    result = cli("report", "--runs", tmp_path / "runs", "--groups", groups, "--qrels", f"cran={cran}:test")
+    assert result.exit_code == 0, result
+    meta = {p: json.loads(p.with_name(p.name + ".meta.json").read_text()) for p in (bm25, teacher, fused)}
+    sample_meta = {s: json.loads((groups / f"{s}.jsonl.meta.json").read_text()) for s in ("bm25", "teacher")}
+    assert all(m["wall_seconds"] > 0 for m in [*meta.values(), *sample_meta.values()])
+    shared = sum(m["wall_seconds"] for m in meta.values())
+    cost = result.stdout.split("### What each sampling source's groups cost")[1]
+    for source in ("bm25", "teacher"):
+        row = next(line for line in cost.splitlines() if line.startswith(f"| {source} |")).split(" | ")
+        assert row[1] == str(sample_meta[source]["stats"]["groups"])
+        assert row[2] == "1 (bm25.train.trec)"
+        assert row[3] == "0" and row[4] == f"{meta[teacher]['pairs']:,}"
+        assert row[5].rstrip(" |") == f"{shared + sample_meta[source]['wall_seconds']:.0f}"
+    assert "Not counted" not in cost
+
+
+def read_run_text(text: str) -> dict[str, dict[str, float]]:
+    run: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        qid, _, doc, _, score, _ = line.split()
+        run.setdefault(qid, {})[doc] = float(score)
+    return run

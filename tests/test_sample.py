@@ -205,6 +205,36 @@ def test_ensemble_filter_and_padding(cli, files, tmp_path):
     assert cli(*base).exit_code == 2  # the filter needs teacher scores
 
 
+def test_filter_margin_follows_the_teacher_scale(cli, files, tmp_path):
+    """The margin is in scaled teacher units: margin 1.5 at --teacher-scale 3 on scores x (1/3) drops exactly what
+    margin 1.5 drops on the unscaled scores, and what margin 0.5 drops at scale 1 on those shrunk scores."""
+    from rdistill.io import iter_run_queries, write_run
+
+    base = ["sample", "--strategy", "ensemble", "--corpus", CRAN, *Q, "-G", "8", "--per-system", "5",
+            files["bm25"], files["teacher"]]
+    emitted = _write(tmp_path, cli(*base, "--emit-candidates").stdout)
+    pos = positives()
+    full, shrunk = tmp_path / "full.trec", tmp_path / "shrunk.trec"
+    for path, factor in ((full, 1.0), (shrunk, 1 / 3)):
+        with open(path, "w") as out:
+            write_run(out, ((q, {d: (_teacher(q, d) + (2.0 if d in pos[q] else 0.0)) * factor for d in docs})
+                            for q, docs in iter_run_queries(emitted)))
+
+    def kept(result):
+        assert result.exit_code == 0, result
+        return [(g["query_id"], g["doc_ids"], g["meta"]["filtered"]) for g in groups(result.stdout)]
+
+    reference = kept(cli(*base, "--scores", full, "--margin", "1.5"))
+    scaled = cli(*base, "--scores", shrunk, "--margin", "1.5", "--teacher-scale", "3")
+    assert kept(scaled) == reference
+    assert all(g["meta"]["teacher_scale"] == 3.0 and g["meta"]["margin"] == 1.5 for g in groups(scaled.stdout))
+    # Without the scale, the same margin on the shrunk scores is three times too wide and drops more.
+    unscaled = kept(cli(*base, "--scores", shrunk, "--margin", "1.5"))
+    assert sum(f for _, _, f in unscaled) > sum(f for _, _, f in reference)
+    bad = cli(*base, "--scores", shrunk, "--teacher-scale", "0")
+    assert bad.exit_code == 2 and "--teacher-scale must be a positive finite number" in bad.stderr
+
+
 def test_too_few_labelled_positives_and_one_per_query(cli, files):
     few = cli("sample", "--window", "1:3", *Q, "-G", "8", input=files["teacher"].read_text())
     assert few.exit_code == 0 and few.stdout == "" and "too few candidates" in few.stderr

@@ -224,3 +224,32 @@ def test_kill_9_mid_job_then_resume_is_byte_identical(tiny_cross: Path, tmp_path
     assert len(killed.read_text().splitlines()) == 1800
     meta = json.loads((tmp_path / "killed.trec.meta.json").read_text())
     assert meta["resumed_chunks"] >= done_before >= 2
+
+
+def test_bm25_teacher_scores_equal_retrieve(cli, tmp_path: Path) -> None:
+    """--model bm25 re-scores pairs from retrieve's own index: retrieve's scores for its top k, and with --qrels
+    the judged positives outside the run get their BM25 scores too (those of a run deep enough to hold them)."""
+    cran = DATA / "cranfield"
+    common = ["--corpus", cran, "--queries", cran, "--split", "test", "--index", tmp_path / "idx"]
+    top = cli("retrieve", *common, "--k", "30")
+    deep = cli("retrieve", *common, "--k", "1400")
+    assert top.exit_code == deep.exit_code == 0, (top, deep)
+    scored = cli("score-teacher", "--model", "bm25", "--index", tmp_path / "idx", "--queries", cran, "--corpus",
+                 cran, "--qrels", cran, "--split", "test", "-o", tmp_path / "scored.trec", input=top.stdout)
+    assert scored.exit_code == 0, scored
+    got = pairs_of((tmp_path / "scored.trec").read_text())
+    want, everything = pairs_of(top.stdout), pairs_of(deep.stdout)
+    assert want.keys() <= got.keys()
+    assert max(abs(got[k] - want[k]) for k in want) <= 1e-9
+    added = got.keys() - want.keys()
+    assert added  # judged positives BM25 ranks below 30
+    assert all(abs(got[k] - everything.get(k, 0.0)) <= 1e-9 for k in added)  # 0 where no query term occurs
+    meta = json.loads((tmp_path / "scored.trec.meta.json").read_text())
+    assert meta["teacher"]["kind"] == "bm25" and meta["pairs"] == len(got) and meta["wall_seconds"] > 0
+    # Without --index the index is built once in rdistill's cache: the same scores.
+    cached = cli("score-teacher", "--model", "bm25", "--queries", cran, "--corpus", cran, input=top.stdout)
+    assert cached.exit_code == 0, cached
+    assert pairs_of(cached.stdout) == pytest.approx(want, abs=1e-9)
+    bad = cli("score-teacher", "--model", "all-MiniLM-L6-v2", "--index", tmp_path / "idx", "--queries", cran,
+              "--corpus", cran, input=top.stdout)
+    assert bad.exit_code == 2 and "--index and --bm25-variant apply to --model bm25" in bad.stderr

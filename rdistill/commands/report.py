@@ -22,6 +22,9 @@ def command(
                                                 metavar="FILE")] = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write the entropy-vs-nDCG@10 plot here (PNG); needs "
                                              "--entropy.", metavar="FILE.png")] = None,
+    groups: Annotated[Path | None, typer.Option("--groups", help="Folder of the sampling sources' groups "
+                                                "(SOURCE.jsonl with .meta.json sidecars): adds what each source's "
+                                                "groups cost.", metavar="DIR")] = None,
     margin: Annotated[float, typer.Option("--equivalence-margin", help="TOST margin, absolute on the measure.")] = 0.01,
     alpha: Annotated[float, typer.Option("--equivalence-alpha", help="TOST significance level.")] = 0.10,
     output: OutputOpt = None,
@@ -32,12 +35,18 @@ def command(
     columns are in-domain nDCG@10 and AP and out-of-domain nDCG@10. Seeds of one system are averaged per query
     (its seeds column says how many).
     In each column the best system is bold and every system equivalent to it by TOST (paired, Holm-corrected) is
-    marked. `make demo` and `make grid` call this; rerun it by hand to regenerate the report from the runs.
+    marked. Bold goes to the best row of a column including the baselines (BM25, the teacher, the untrained
+    student), so a column where a baseline leads shows no bold student. `make demo` and `make grid` call this;
+    rerun it by hand to regenerate the report from the runs.
+
+    --groups DIR adds a table of what each sampling source's groups cost: the first-stage runs used, the pairs
+    the teacher (and BM25 as a teacher) scored, and the wall seconds of every stage that made them, followed
+    back from DIR/SOURCE.jsonl through the inputs each stage's .meta.json sidecar names (outputs written with -o).
 
     \b
     Example:
       rdistill entropy < out/demo/baselines/scifact/teacher.trec > out/demo/entropy.test.jsonl
-      rdistill report --runs out/demo/runs --baselines out/demo/baselines \\
+      rdistill report --runs out/demo/runs --baselines out/demo/baselines --groups out/demo/groups \\
           --qrels scifact=../shared/data/scifact:test --qrels cranfield=../shared/data/cranfield:test \\
           --entropy out/demo/entropy.test.jsonl --plot out/demo/entropy_vs_ndcg.png -o out/demo/report.md
     """
@@ -62,5 +71,12 @@ def command(
     tables, in_domain = build_tables(runs, collections, baselines, margin=margin, alpha=alpha)
     if plot and entropy:
         plot_entropy_vs_effectiveness(read_entropy(entropy), in_domain, plot)
+    cost_text = None
+    if groups is not None:
+        from rdistill.cost import cost_table, source_costs
+
+        sources = sorted({s.source for table in tables for s in table.systems if s.cut is None})
+        costs = source_costs(groups, sources)
+        cost_text = cost_table(costs) if costs else None
     with open_output(output) as out:
-        out.write(render(tables, collections, margin, alpha, plot))
+        out.write(render(tables, collections, margin, alpha, plot, cost_text))

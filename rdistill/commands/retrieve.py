@@ -89,12 +89,15 @@ def command(
       echo '{"_id": "q1", "text": "boundary layer"}' | \\
           rdistill retrieve --corpus sample_data/corpus.jsonl --queries - --k 10
     """
+    import time
+
     from rdistill.data import load_queries
     from rdistill.io import format_run_query, open_output
     from rdistill.retrieval import retrieve
     from rdistill.retrieval.segments import parse_memory
     from rdistill.shards import in_shard, parse_shard
 
+    start = time.perf_counter()
     part = parse_shard(shard)
     budget = parse_memory(memory)
     if dense and model is None:
@@ -140,4 +143,5 @@ def command(
             from rdistill.meta import write_sidecar
 
             write_sidecar(output, {"corpus": corpus, "queries": queries, "split": split, "k": k,
-                                   "shard": shard, "index": index, "tag": name, "retriever": settings})
+                                   "shard": shard, "index": index, "tag": name, "retriever": settings,
+                                   "queries_retrieved": len(todo)}, started=start)

@@ -35,8 +35,12 @@ def command(
     per_system: Annotated[int, typer.Option("--per-system", help="Ensemble: at most this many negatives from "
                                             "each run.")] = 10,
     filter: Annotated[bool, typer.Option("--filter/--no-filter", help="Ensemble: drop negatives the teacher "
-                                         "scores above min(positive scores) - margin.")] = True,
-    margin: Annotated[float, typer.Option("--margin", help="Ensemble filter margin.")] = 0.5,
+                                         "scores above min(positive scores) - margin / teacher-scale.")] = True,
+    margin: Annotated[float, typer.Option("--margin", help="Ensemble filter margin, in scaled teacher units (the "
+                                          "paper's 0.5 for a cross-encoder's log-probabilities).")] = 0.5,
+    teacher_scale: Annotated[float, typer.Option("--teacher-scale", help="The factor train's --teacher-scale "
+                                                 "applies to this teacher's scores (20 for MiniLM cosines); the "
+                                                 "filter's margin in raw scores is margin / teacher-scale.")] = 1.0,
     one_per_query: Annotated[bool, typer.Option("--one-per-query", help="One group per query (a positive drawn "
                                                 "by the seed) instead of one per positive.")] = False,
     include_labelled_positives: Annotated[bool, typer.Option(
@@ -67,8 +71,12 @@ def command(
       window    G-1 uniform from ranks A:B of the run (source "bm25" over a BM25 run; the paper: 1:100 of 200).
       teacher   the same over the teacher's re-ranking of {positives} + BM25 (source "cross-encoder").
       ensemble  at most --per-system from ranks A:B of each RUN; drop negatives scoring above min(positive
-                score) - --margin (RocketQA's false-negative filter;
+                score) - --margin / --teacher-scale (RocketQA's false-negative filter;
                 --no-filter skips it); pad with random documents from --corpus.
+
+    The filter's margin is in the teacher's units after train's --teacher-scale: the paper's 0.5 is for a
+    cross-encoder's log-probabilities (scale 1); give sample the --teacher-scale you give train (MiniLM cosines:
+    20, so the margin is 0.025 in cosine) and the filter drops what the paper's filter would.
 
     The ranking that defines the window and the scores attached are separate inputs: with --scores the window
     still follows the ranking on stdin and only the scores come from the teacher's file. A document without a
@@ -88,6 +96,7 @@ def command(
       rdistill sample --strategy ensemble --scores teacher.trec --corpus ../shared/data/scifact \\
           --qrels ../shared/data/scifact --split train bm25.trec dense.trec > ensemble.jsonl
     """
+    import time
     from dataclasses import replace
 
     from rdistill.data import load_qrels
@@ -95,8 +104,10 @@ def command(
     from rdistill.meta import write_sidecar
     from rdistill.sampling import CorpusIds, SampleConfig, parse_window, sample, write_groups
 
+    start = time.perf_counter()
     config = SampleConfig(strategy=strategy, group_size=group_size, window=parse_window(window),
-                          per_system=per_system, filter=filter, margin=margin, one_per_query=one_per_query,
+                          per_system=per_system, filter=filter, margin=margin, teacher_scale=teacher_scale,
+                          one_per_query=one_per_query,
                           include_labelled_positives=include_labelled_positives, skip_missing=skip_missing,
                           min_relevance=min_relevance, seed=seed, attach_scores=not no_scores,
                           emit_candidates=emit_candidates)
@@ -122,4 +133,6 @@ def command(
                                "runs": names, "scores": scores, "qrels": qrels, "split": split,
                                "stats": {"groups": sampler.stats.groups, "queries": sampler.stats.queries,
                                          "too_few": sampler.stats.too_few,
-                                         "missing_groups": sampler.stats.missing_groups}})
+                                         "missing_groups": sampler.stats.missing_groups,
+                                         "filtered": sampler.stats.filtered, "padded": sampler.stats.padded}},
+                     started=start)

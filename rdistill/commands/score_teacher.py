@@ -28,7 +28,8 @@ def command(
                                        "bi-encoder, or a student from rdistill train), or a folder holding "
                                        "model.onnx and its tokenizer (run by ONNX Runtime). Offline: "
                                        "all-MiniLM-L6-v2, and with the [models] extra ms-marco-MiniLM-L-12-v2 "
-                                       "and bge-small-en-v1.5.", metavar="PATH")],
+                                       "and bge-small-en-v1.5; bm25 is BM25 itself (a folder named bm25: ./bm25).",
+                                       metavar="PATH")],
     run: Annotated[str, typer.Argument(help="The TREC run to re-score; - (default) reads stdin.",
                                        metavar="RUN")] = "-",
     kind: Annotated[str | None, typer.Option("--kind", help="cross or bi. Default: detected from the checkpoint "
@@ -64,6 +65,11 @@ def command(
                                                 "a model scored once on a small re-ranking).")] = "corpus",
     chunk_pairs: Annotated[int, typer.Option("--chunk-pairs", min=1, help="Pairs per chunk: the unit of length "
                                              "sorting and of the -o journal (work lost to a crash).")] = 4096,
+    index: Annotated[str | None, typer.Option("--index", help="--model bm25: retrieve's --index folder (the BM25 "
+                                              "index is DIR/bm25, built there on first use). Default: rdistill's "
+                                              "cache.", metavar="DIR")] = None,
+    bm25_variant: Annotated[str, typer.Option("--bm25-variant", help="--model bm25: okapi or lucene, as in "
+                                              "retrieve.")] = "okapi",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "fp32",
 ) -> None:
@@ -86,6 +92,12 @@ def command(
     --qrels (with --split for a BEIR folder) adds each query's judged positives (relevance > 0) to its pool
     before scoring, as the paper scores {positive} + BM25@200.
 
+    --model bm25 re-scores every pair with BM25 from the index `rdistill retrieve` builds (--index DIR as given
+    to retrieve, built on first use; same default settings, --bm25-variant as in retrieve): a pair in BM25's top
+    k gets exactly retrieve's score, a document holding no query term 0. With --qrels the judged positives
+    outside the run get their BM25 scores too, so BM25 and a neural teacher can be fused over the same pools
+    (rdistill fuse).
+
     Long jobs: with -o, finished chunks go to OUTPUT.partial (fsynced); after a crash or kill, the same command
     with --resume continues there and ends with the same bytes an uninterrupted run writes. --shard I/N scores
     one share of the queries; under torchrun each rank takes its own shard and writes OUTPUT.shardI-of-N.
@@ -102,13 +114,21 @@ def command(
           -o teacher.train.trec --resume bm25.train.trec
       rdistill score-teacher --model ms-marco-MiniLM-L-12-v2 --dtype int8 --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact < bm25.trec > cross.trec
+      rdistill score-teacher --model bm25 --index idx --queries ../shared/data/scifact \\
+          --corpus ../shared/data/scifact --qrels ../shared/data/scifact --split train < bm25.train.trec \\
+          > bm25.pools.trec
     """
+    import time
+
     from rdistill.data import load_qrels, load_queries
     from rdistill.distributed import World
     from rdistill.meta import write_sidecar
     from rdistill.shards import parse_shard
     from rdistill.teacher import TeacherSettings, score_run
 
+    start = time.perf_counter()
+    if model != "bm25" and (index is not None or bm25_variant != "okapi"):
+        raise UsageError("--index and --bm25-variant apply to --model bm25")
     if kind not in (None, "cross", "bi"):
         raise UsageError(f"--kind {kind!r}: expected cross or bi")
     part = parse_shard(shard)
@@ -129,9 +149,10 @@ def command(
     settings = TeacherSettings(model=model, kind=kind, batch_size=batch_size, max_query_length=max_query_length,
                                max_doc_length=max_doc_length, similarity=similarity, device=device, dtype=dtype,
                                chunk_pairs=chunk_pairs, embeddings_cache=embeddings_cache,
-                               doc_embeddings=doc_embeddings, allow_new_head=allow_new_head)
+                               doc_embeddings=doc_embeddings, allow_new_head=allow_new_head,
+                               bm25_variant=bm25_variant, index=index)
     info = score_run(run, load_queries(queries), corpus, settings, output=output, resume=resume, shard=part,
                      positives=positives, tag=tag)
     if output is not None:
         write_sidecar(output, {**info, "queries_spec": queries, "corpus": str(Path(corpus)), "qrels": qrels,
-                               "split": split})
+                               "split": split}, started=start)
