@@ -255,7 +255,8 @@ def _check(config: TrainConfig) -> None:
     if config.amp not in ("none", "bf16", "fp16"):
         raise UsageError(f"--amp {config.amp!r}: expected none, bf16 or fp16")
     # Every float option up front: a nan or a negative rate would only show as a broken model at the end.
-    for flag, value, low, high in (("--lr", config.lr, 0.0, 1.0), ("--temperature", config.temperature, 0.0, None),
+    # --lr 0 is allowed: `make demo` saves the untrained student that way (one step that changes nothing).
+    for flag, value, low, high in (("--lr", config.lr, None, 1.0), ("--temperature", config.temperature, 0.0, None),
                                    ("--weight-decay", config.weight_decay, None, None),
                                    ("--max-grad-norm", config.max_grad_norm, None, None)):
         if not math.isfinite(value):
@@ -265,8 +266,8 @@ def _check(config: TrainConfig) -> None:
         if high is not None and value > high:
             raise UsageError(f"{flag} {value}: expected at most {high:g} (AdamW rates are around 1e-5 to 1e-3; "
                              "larger ones make the loss overflow)")
-    if config.weight_decay < 0 or config.max_grad_norm < 0:
-        raise UsageError("--weight-decay and --max-grad-norm must not be negative")
+    if config.lr < 0 or config.weight_decay < 0 or config.max_grad_norm < 0:
+        raise UsageError("--lr, --weight-decay and --max-grad-norm must not be negative")
     if not (math.isfinite(config.warmup) and 0 <= config.warmup <= 1):
         raise UsageError(f"--warmup {config.warmup}: expected a fraction of the steps, from 0 to 1")
     if config.pooling not in ("cls", "mean"):
