@@ -197,8 +197,11 @@ def make_tiny_model(folder: Path, kind: str, num_labels: int = 2, seed: int = 0)
     from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
 
     build_tiny_vocab(tiny_texts(), folder)
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    # The vocabulary file goes in positionally: transformers 5 renamed the argument (vocab_file -> vocab) and
+    # silently ignores the old name, leaving a tokenizer that reads every word as [UNK].
+    tokenizer = BertTokenizerFast(str(folder / "vocab.txt"), do_lower_case=True)
+    assert len(tokenizer) > 5, "the tiny tokenizer lost its vocabulary"
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=512, num_labels=num_labels)
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config) if kind == "cross" else BertModel(config)
