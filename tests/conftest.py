@@ -40,6 +40,8 @@ SHARED_MARKS: dict[str, tuple[Path, str]] = {
     "needs_data": (DATA, "the real collections (scifact, cranfield, vaswani in BEIR layout)"),
     "needs_conformance": (CONFORMANCE, "the trec_eval conformance files"),
 }
+# The paths a test can import from here inside its own body, which a scan of its module's globals cannot see.
+SHARED_NAMES = ("DATA", "CONFORMANCE")
 REQUIRE_SHARED = os.environ.get("RDISTILL_REQUIRE_SHARED", "") not in ("", "0")
 
 
@@ -85,9 +87,14 @@ def _shared_folders_used(roots: list[Callable[..., Any]]) -> set[str]:
             continue
         seen.add(id(code))
         for name in _code_names(code):
-            if name not in glob:
+            # A name the test's module does not hold may be one imported inside the function
+            # (`from tests.conftest import DATA`): look it up here too.
+            if name in glob:
+                value = glob[name]
+            elif name in SHARED_NAMES:
+                value = globals()[name]
+            else:
                 continue
-            value = glob[name]
             for mark, (folder, _) in SHARED_MARKS.items():
                 if _under(value, folder):
                     needed.add(mark)
