@@ -590,13 +590,10 @@ OUTPUT_FAULTS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk qu
 
 def _make_parent(path: Path) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a file where a folder of the path should be
+        with _os_fault(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder of the path should be (EEXIST is not an output fault)
         raise UsageError(f"{path}: a part of the path is a file, not a folder") from None
-    except OSError as exc:
-        if exc.errno in OUTPUT_FAULTS:
-            raise UsageError(f"{path.parent}: {OUTPUT_FAULTS[exc.errno]}") from None
-        raise
 
 
 @contextlib.contextmanager
