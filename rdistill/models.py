@@ -475,9 +475,7 @@ def load_model(path: str, kind: Kind, device: torch.device, dtype: str | None,
     if dtype == "int8":
         if device.type != "cpu":
             raise UsageError("--dtype int8 is CPU inference (dynamic int8 quantisation); use --device cpu")
-        if kind == "cross" and graph is None:
-            _load_torch(path, kind, torch.float32, allow_new_head)  # the head check, before a graph is made of it
-        return "onnxruntime-int8", OnnxModel(int8_graph(path, kind), device)
+        return "onnxruntime-int8", OnnxModel(int8_graph(path, kind, allow_new_head), device)
     if graph is not None:
         if dtype not in (None, "auto", "fp32", "float32"):
             raise UsageError(f"model {path} is an ONNX graph: it runs as saved (--dtype fp32), or as int8")
@@ -510,11 +508,10 @@ def _cached(path: str, what: str) -> Path:
     return cache_root() / "onnx" / f"{Path(path).resolve().name}-{what}-{_fingerprint(path)[:16]}"
 
 
-def export_onnx(path: str, kind: Kind, file: Path) -> Path:
+def export_onnx(path: str, kind: Kind, file: Path, allow_new_head: bool = False) -> Path:
     """Export a PyTorch folder to an fp32 ONNX graph (dynamic batch and length) that outputs ``logits`` for a
     cross-encoder, ``last_hidden_state`` for a bi-encoder."""
-    cls = transformers.AutoModelForSequenceClassification if kind == "cross" else transformers.AutoModel
-    model = cls.from_pretrained(path, dtype=torch.float32).eval()
+    model = _load_torch(path, kind, torch.float32, allow_new_head).eval()  # a cross-encoder's head checked here
     tokenizer = load_tokenizer(path)
     sample = encode_pairs(tokenizer, ["a query", "another query"], ["a document", "a longer document here"], 30, 200)
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
@@ -541,7 +538,7 @@ def export_onnx(path: str, kind: Kind, file: Path) -> Path:
     return file
 
 
-def int8_graph(path: str, kind: Kind) -> Path:
+def int8_graph(path: str, kind: Kind, allow_new_head: bool = False) -> Path:
     """A dynamic-int8 ONNX graph of the model in ``path`` (made once into rdistill's cache): an ONNX folder's own
     graph when it is already int8, else its graph (or a PyTorch folder's export) quantised by onnxruntime."""
     _onnxruntime()
@@ -550,11 +547,13 @@ def int8_graph(path: str, kind: Kind) -> Path:
     graph = onnx_file(path)
     if graph is not None and onnx_is_quantised(graph):
         return graph
-    folder = _cached(path, f"{kind}-int8")
+    # The head check runs when the graph is exported, so a cached graph is one that passed it under the same
+    # --allow-new-head: the flag is part of the cache's name, and a cache hit loads no PyTorch model.
+    folder = _cached(path, f"{kind}-int8{'-new-head' if allow_new_head else ''}")
     target = folder / "model.int8.onnx"
     if target.exists():
         return target
-    source = graph if graph is not None else export_onnx(path, kind, folder / "model.onnx")
+    source = graph if graph is not None else export_onnx(path, kind, folder / "model.onnx", allow_new_head)
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}.onnx")
     # Weights int8 with a scale per output channel (as torch's per-channel quantisation; the cost is one vector
     # multiply per product), activations uint8 with a scale per batch: onnxruntime's MatMulInteger on x86.

@@ -300,13 +300,18 @@ def test_model_folder_without_weights(cli, files, tmp_path: Path) -> None:
                        SAMPLE / "run.trec"), str(folder))
 
 
-def test_kind_cross_needs_a_trained_head(cli, tiny_bi: Path) -> None:
+@pytest.mark.parametrize("dtype", ["fp32", "int8"])
+def test_kind_cross_needs_a_trained_head(cli, tiny_bi: Path, dtype: str) -> None:
+    # int8 too: its graph is exported (and cached) from the same checkpoint, so it must not dodge the check.
+    if dtype == "int8":
+        pytest.importorskip("onnxruntime", reason="--dtype int8 needs the [models] extra")
     argv = ["score-teacher", "--model", tiny_bi, "--kind", "cross", "--queries", SAMPLE / "queries.jsonl",
-            "--corpus", SAMPLE / "corpus.jsonl", "--device", "cpu", SAMPLE / "run.trec"]
+            "--corpus", SAMPLE / "corpus.jsonl", "--device", "cpu", "--dtype", dtype, SAMPLE / "run.trec"]
     assert_handled(cli(*argv), "classification head")
     allowed = cli(*argv, "--allow-new-head")
     assert allowed.exit_code == 0, allowed
     assert "NEW RANDOM head" in allowed.stderr
+    assert_handled(cli(*argv), "classification head")  # a graph cached under the flag does not serve without it
 
 
 # ----------------------------------------------------------------------------------------------------- outputs
