@@ -16,6 +16,8 @@ the large corpus it is timed on the first --slow-queries queries only; queries/s
     .venv/bin/python bench/bench_bm25.py --scale 100000,200000,500000,1000000 --baseline-max 200000
     # queries/second against bm25s's own retrieve on the same index files (scifact; --docs N adds a synthetic one):
     .venv/bin/python bench/bench_bm25.py --search 10,100,1000 --docs 0
+    # whole processes: `rdistill retrieve` against a bm25s script writing the same run (scifact, all queries):
+    .venv/bin/python bench/bench_bm25.py --process 100,1000
     # rank_bm25's own run (same tokens, top 100, matching documents only), to evaluate beside `rdistill retrieve`:
     .venv/bin/python bench/bench_bm25.py --rank-bm25-run ../shared/data/scifact --split test > rank_bm25.trec
 """
@@ -98,7 +100,10 @@ def child_search(index_dir: str, queries: list[str], k: int, repeat: int) -> dic
     index = BM25Index(Path(index_dir), BM25Params())
     engine = bm25s.BM25.load(Path(index_dir) / "bm25s", mmap=True, show_progress=False)
     tokenize = Tokenizer()
-    times: dict[str, list[float]] = {"rdistill": [], "rdistill ids": [], "bm25s": []}
+    # bm25s returns ids when given the corpus's ids (as a numpy array it indexes them in one call): what a bm25s
+    # script that writes a run does.
+    doc_ids = np.array(index.ids.many(np.arange(len(index.ids))))
+    times: dict[str, list[float]] = {"rdistill": [], "rdistill ids": [], "bm25s": [], "bm25s ids": []}
     for _ in range(repeat):
         start = time.process_time()
         for q in queries:
@@ -112,9 +117,83 @@ def child_search(index_dir: str, queries: list[str], k: int, repeat: int) -> dic
                   for q in queries]
         _, scores = engine.retrieve(tokens, k=k, show_progress=False)
         times["bm25s"].append(time.process_time() - start)
+        start = time.process_time()
+        tokens = [[t for t in tokenize(q) if t in engine.vocab_dict] or [next(iter(engine.vocab_dict))]
+                  for q in queries]
+        engine.retrieve(tokens, corpus=doc_ids, k=k, show_progress=False)
+        times["bm25s ids"].append(time.process_time() - start)
     # bm25s breaks ties at the k-th score its own way and fills short lists with non-matching documents.
     same = sum(sorted(o.values(), reverse=True)[:k] == row.tolist()[: len(o)] for o, row in zip(ours, scores, strict=True))
     return {"times": times, "queries": len(queries), "same_top_k": same}
+
+
+def child_bm25s_run(index_dir: str, queries_file: str, k: int) -> None:
+    """The baseline of --process: a bm25s script that does `rdistill retrieve`'s job on a built index. It loads
+    the index memory-mapped, reads the queries, tokenises them with the same tokenizer, retrieves all of them in
+    one call with the document ids as a numpy array (so bm25s returns ids), and writes a TREC run on stdout."""
+    import bm25s
+    import orjson
+
+    from rdistill.retrieval.tokenize import Tokenizer
+
+    folder = Path(index_dir)
+    engine = bm25s.BM25.load(folder / "bm25s", mmap=True, show_progress=False)
+    offsets = np.load(folder / "docids.offsets.npy")
+    raw = (folder / "docids.bin").read_bytes()
+    doc_ids = np.array([raw[a:b].decode() for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)])
+    tokenize = Tokenizer()
+    qids, tokens = [], []
+    with open(queries_file, "rb") as fh:
+        for line in fh:
+            record = orjson.loads(line)
+            qids.append(record["_id"])
+            tokens.append([t for t in tokenize(record["text"]) if t in engine.vocab_dict]
+                          or [next(iter(engine.vocab_dict))])
+    docs, scores = engine.retrieve(tokens, corpus=doc_ids, k=k, show_progress=False)
+    out = sys.stdout
+    for qid, row_docs, row_scores in zip(qids, docs.tolist(), scores.tolist(), strict=True):
+        out.write("".join(f"{qid} Q0 {d} {r} {s!r} bm25s\n"
+                          for r, (d, s) in enumerate(zip(row_docs, row_scores, strict=True), 1)))
+
+
+def process(depths: list[int], repeat: int) -> None:
+    """Whole processes, wall time: `rdistill retrieve` against the bm25s script above (child_bm25s_run), both on
+    the same built index and all of scifact's 1,109 queries, each writing its run to a file; interleaved repeats,
+    median. Startup, imports, query reading and run writing are all in the time, as a user sees it."""
+    from rdistill.io import read_run
+
+    rdistill_bin = Path(sys.executable).parent / "rdistill"
+    corpus = str(DATA / "scifact")
+    with tempfile.TemporaryDirectory(prefix="bench-bm25-") as tmp:
+        folder = Path(tmp) / "index"
+        subprocess.run([str(rdistill_bin), "retrieve", "--corpus", corpus, "--queries", corpus, "--k", "1",
+                        "--index", str(folder), "-o", os.devnull], check=True, capture_output=True)
+        n_queries = sum(1 for _ in open(DATA / "scifact" / "queries.jsonl", "rb"))
+        print(f"{n_queries} scifact queries, whole process wall time, median of {repeat} interleaved repeats")
+        for k in depths:
+            ours_out, theirs_out = Path(tmp) / "ours.trec", Path(tmp) / "theirs.trec"
+            commands = {
+                "rdistill": [str(rdistill_bin), "retrieve", "--corpus", corpus, "--queries", corpus, "--k", str(k),
+                             "--index", str(folder), "-o", str(ours_out)],
+                "bm25s": [sys.executable, __file__, "--child", "bm25s-run", str(folder / "bm25"),
+                          str(DATA / "scifact" / "queries.jsonl"), str(k)],
+            }
+            took: dict[str, list[float]] = {name: [] for name in commands}
+            for _ in range(repeat):
+                for name, command in commands.items():
+                    start = time.perf_counter()
+                    with open(theirs_out if name == "bm25s" else os.devnull, "wb") as sink:
+                        subprocess.run(command, check=True, stdout=sink, stderr=subprocess.DEVNULL,
+                                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                    took[name].append(time.perf_counter() - start)
+            ours, theirs = read_run(str(ours_out)), read_run(str(theirs_out))
+            # bm25s pads a short list with documents holding no query term, and picks its own documents among those
+            # tied at the k-th score: compare the scores of the documents rdistill lists.
+            same = sum(sorted(ours[q].values(), reverse=True) == sorted(theirs[q].values(), reverse=True)[:len(ours[q])]
+                       for q in ours)
+            a, b = statistics.median(took["rdistill"]), statistics.median(took["bm25s"])
+            print(f"k={k:<5} rdistill retrieve {a:6.2f} s  bm25s script {b:6.2f} s  ratio (bm25s / rdistill) "
+                  f"{b / a:.2f}x  same scores {same}/{len(ours)} queries", flush=True)
 
 
 def child_rank_bm25(corpus: str, queries: list[str]) -> dict:
@@ -192,11 +271,12 @@ def search(depths: list[int], n_docs: int, repeat: int) -> None:
             BM25Index.open(corpus, folder, BM25Params(), show_progress=False)
             for k in depths:
                 r = in_child("search", str(folder), json.dumps(queries), str(k), str(repeat))
-                ours, named, theirs = (len(queries) / statistics.median(r["times"][s])
-                                       for s in ("rdistill", "rdistill ids", "bm25s"))
+                ours, named, theirs, theirs_named = (len(queries) / statistics.median(r["times"][s])
+                                                     for s in ("rdistill", "rdistill ids", "bm25s", "bm25s ids"))
                 print(f"{name:>18} k={k:<5} rdistill {ours:7.0f} q/s ({named:7.0f} with ids)  bm25s {theirs:7.0f} "
-                      f"q/s  ratio {ours / theirs:.2f}x ({named / theirs:.2f}x)  same top-k scores "
-                      f"{r['same_top_k']}/{len(queries)}", flush=True)
+                      f"q/s ({theirs_named:7.0f} with ids)  ratio {ours / theirs:.2f}x, with ids "
+                      f"{named / theirs_named:.2f}x (against bm25s without ids {named / theirs:.2f}x)  "
+                      f"same top-k scores {r['same_top_k']}/{len(queries)}", flush=True)
 
 
 def scale(sizes: list[int], memory: str, baseline_rev: str, baseline_max: int, scratch: Path) -> None:
@@ -276,7 +356,9 @@ def main() -> None:
                         help="largest size the baseline builds (--scale); its memory grows with the corpus")
     parser.add_argument("--search", metavar="K,K,...", help="only queries/second against bm25s at these depths, on "
                         "scifact and (with --docs > 0) the synthetic corpus")
-    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (--search)")
+    parser.add_argument("--process", metavar="K,K,...", help="only whole-process wall time of `rdistill retrieve` "
+                        "against a bm25s script doing its job, at these depths (scifact, all queries)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved repeats (--search, --process)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rank_bm25_run:
@@ -284,6 +366,9 @@ def main() -> None:
         return
     if args.child:
         kind, *rest = args.child
+        if kind == "bm25s-run":
+            child_bm25s_run(rest[0], rest[1], int(rest[2]))
+            return
         if kind == "baseline":
             result = child_baseline()
         elif kind == "search":
@@ -297,6 +382,9 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    if args.process:
+        process([int(k) for k in args.process.split(",")], args.repeat)
+        return
     if args.search:
         search([int(k) for k in args.search.split(",")], args.docs, args.repeat)
         return

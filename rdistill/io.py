@@ -17,6 +17,7 @@ import os
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, TextIO
 
@@ -354,18 +355,29 @@ def _byte_lines(data: bytes, name: str) -> Iterator[tuple[int, str]]:
 def sort_query(docs: dict[str, float] | Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
     """trec_eval's order: score descending, ties broken by docno descending."""
     items = docs.items() if isinstance(docs, dict) else docs
-    return sorted(items, key=lambda item: (item[1], item[0]), reverse=True)
+    return sorted(items, key=itemgetter(1, 0), reverse=True)
 
 
 def format_run_query(query_id: str, docs: dict[str, float] | Iterable[tuple[str, float]], tag: str,
                      depth: int | None = None) -> str:
-    """The canonical TREC lines of one query, ranked as trec_eval ranks them, optionally cut to ``depth``."""
+    """The canonical TREC lines of one query, ranked as trec_eval ranks them, optionally cut to ``depth``.
+
+    Every score goes through :func:`format_score`'s rule (finite, shortest repr), applied to the whole query at
+    once: writing a 1,000-document query is mostly float repr, and a call per line cost as much again.
+    """
     ranked = sort_query(docs)
     if depth is not None:
         ranked = ranked[:depth]
-    return "".join(
-        f"{query_id} Q0 {doc} {rank} {format_score(score)} {tag}\n" for rank, (doc, score) in enumerate(ranked, 1)
-    )
+    if not ranked:
+        return ""
+    docnos, raw = zip(*ranked, strict=True)
+    scores = list(map(float, raw))  # numpy scalars print as Python floats
+    if not all(map(is_finite, scores)):
+        bad = next(s for s in scores if not is_finite(s))
+        raise ValueError(f"refusing to write a non-finite score {bad!r}")
+    head, tail = f"{query_id} Q0 ", f" {tag}\n"
+    return "".join([f"{head}{doc} {rank} {text}{tail}"
+                    for doc, rank, text in zip(docnos, range(1, len(docnos) + 1), map(repr, scores), strict=True)])
 
 
 def write_run(out: TextIO, run: Run | Iterable[tuple[str, dict[str, float]]], tag: str = "rdistill",

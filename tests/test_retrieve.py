@@ -195,3 +195,30 @@ def test_bm25_hits_equal_full_scores(tmp_path: Path) -> None:
         assert np.array_equal(docs, holding) and np.array_equal(values, full[docs])
         paths.add(sum(int(indptr[t + 1] - indptr[t]) for t in token_ids) > n_docs // 8)
     assert paths == {True, False}  # both the sparse and the dense path ran
+
+
+@pytest.mark.parametrize("ids", [
+    [f"doc{i}" for i in range(300)],  # ASCII: the fixed-width table
+    ["é-1", "doc-2", "日本-3", *[f"d{i}" for i in range(100)]],  # not ASCII: the gather
+    ["x", "a-much-longer-id-than-the-others" * 4, *[f"d{i}" for i in range(100)]],  # ragged widths
+])
+def test_doc_ids_table_and_gather_decode_alike(tmp_path: Path, ids: list[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every way of decoding ids (one by one, the fixed-width table, the gather when the table is refused) gives
+    the ids the index was built with, in the order asked, repeats included."""
+    from rdistill.retrieval import store
+
+    writer = store.DocIdWriter(tmp_path)
+    for doc_id in ids:
+        writer.add(doc_id)
+    writer.close()
+    rng = np.random.default_rng(0)
+    picks = [np.arange(len(ids)), rng.integers(0, len(ids), 500), np.array([3, 3, 0]), np.zeros(0, dtype=np.int64)]
+    table = store.DocIds(tmp_path)
+    assert (table.table() is not None) == all(i.isascii() for i in ids)
+    monkeypatch.setattr(store, "TABLE_BYTES", 0)  # no table: the gather (and the id-by-id path under 32)
+    gather = store.DocIds(tmp_path)
+    assert gather.table() is None
+    for p in picks:
+        want = [ids[i] for i in p.tolist()]
+        assert table.many(p) == want and gather.many(p) == want and [table[int(i)] for i in p] == want

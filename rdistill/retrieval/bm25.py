@@ -37,6 +37,7 @@ from rdistill.retrieval.store import (
     check_reuse,
     corpus_fingerprint,
     finish_build,
+    ranked,
 )
 from rdistill.retrieval.tokenize import Tokenizer, TokenizerSettings
 
@@ -258,6 +259,5 @@ class BM25Index:
         return best(*self.hits(token_ids), k)
 
     def search(self, text: str, k: int) -> dict[str, float]:
-        """:meth:`best` as docno -> score."""
-        docs, scores = self.best(text, k)
-        return dict(zip(self.ids.many(docs), scores.tolist(), strict=True))
+        """The top ``k`` as docno -> score, in trec_eval's order (see :func:`rdistill.retrieval.store.ranked`)."""
+        return ranked(*self.best(text, k), self.ids, k)

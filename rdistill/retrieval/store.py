@@ -11,6 +11,7 @@ import json
 import mmap
 import os
 import shutil
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -60,6 +61,12 @@ class DocIdWriter:
         raw.unlink()
 
 
+# The fixed-width id table (see DocIds.table) is made when it takes at most this many bytes (4 per character, as
+# numpy stores str): MS MARCO passage's 8.8 M ids of up to 7 characters take 246 MB; a corpus of long ids (URLs)
+# keeps the gather instead.
+TABLE_BYTES = 512 << 20
+
+
 class DocIds:
     """Memory-mapped document ids: ``ids[i]`` decodes one id, ``ids.many(indices)`` several at once."""
 
@@ -70,6 +77,38 @@ class DocIds:
         if (folder / DOCIDS).stat().st_size:
             with open(folder / DOCIDS, "rb") as fh:
                 self.data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._table: np.ndarray | None = None
+        self._table_tried = False
+
+    def table(self) -> np.ndarray | None:
+        """Every id in one fixed-width str array (numpy ``U<width>``), made on first use, or None when the ids
+        are not all ASCII without NUL bytes (it is filled as bytes, and numpy strips trailing NULs) or the table
+        would exceed :data:`TABLE_BYTES`. A search then gets its ids in two C loops (``table[indices].tolist()``):
+        1,000 ids in 75 us against 250 us for the gather, about what indexing a Python list of ids costs (bm25s's
+        way), at a sixth of that list's memory."""
+        if self._table_tried:
+            return self._table
+        self._table_tried = True
+        n = len(self)
+        if n == 0:
+            return None
+        sizes = np.diff(self.offsets)
+        width = max(int(sizes.max()), 1)
+        raw = np.frombuffer(self.data, dtype=np.uint8)
+        if 4 * n * width > TABLE_BYTES or (len(raw) and (int(raw.max()) >= 128 or int(raw.min()) == 0)):
+            return None
+        table = np.zeros(n, dtype=f"S{width}")
+        cells = table.view(np.uint8).reshape(n, width)
+        step = 1 << 20  # documents per slice: the index arrays below cost 16 bytes per id byte, so slice them
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            lengths = sizes[a:b]
+            start, end = int(self.offsets[a]), int(self.offsets[b])
+            rows = np.repeat(np.arange(a, b), lengths)
+            cols = np.arange(end - start) - np.repeat(self.offsets[a:b] - start, lengths)
+            cells[rows, cols] = raw[start:end]
+        self._table = table.astype(str)  # ASCII bytes to str, once
+        return self._table
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -78,9 +117,12 @@ class DocIds:
         return self.data[int(self.offsets[i]):int(self.offsets[i + 1])].decode("utf-8")
 
     def many(self, indices: np.ndarray) -> list[str]:
-        """Ids of several documents, in one gather: their bytes are copied side by side, a newline after each
-        (ids come from lines, so none holds one), and decoded and split at once instead of id by id."""
+        """Ids of several documents: from :meth:`table` when there is one; else in one gather, their bytes copied
+        side by side, a newline after each (ids come from lines, so none holds one), decoded and split at once."""
         indices = np.asarray(indices, dtype=np.int64)
+        table = self.table()
+        if table is not None:
+            return table[indices].tolist()  # type: ignore[no-any-return]
         if len(indices) < 32:  # too few for the vectorised gather to pay for its dozen numpy calls
             return [self[i] for i in indices.tolist()]
         starts = np.asarray(self.offsets[indices], dtype=np.int64)
@@ -162,7 +204,14 @@ def best(candidates: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray
     return candidates, values
 
 
-def top_k(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
-    """:func:`best` as docno -> score."""
-    candidates, values = best(candidates, values, k)
-    return dict(zip(ids.many(candidates), values.tolist(), strict=True))
+def ranked(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
+    """docno -> score for the ``k`` best candidates, inserted in trec_eval's order (score, then docno, both
+    descending), so a writer's sort finds them sorted. With the id table the order is one numpy lexsort on the
+    scores and the ids themselves; a query's documents then never pass through a Python sort."""
+    table = ids.table()
+    if table is None:
+        pairs = sorted(zip(ids.many(candidates), values.tolist(), strict=True), key=itemgetter(1, 0), reverse=True)
+        return dict(pairs[:k])
+    names = table[np.asarray(candidates, dtype=np.int64)]
+    order = np.lexsort((names, values))[::-1][:k]
+    return dict(zip(names[order].tolist(), values[order].tolist(), strict=True))
