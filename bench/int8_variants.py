@@ -1,0 +1,177 @@
+"""Which dynamic-int8 recipe keeps a teacher's rankings, and how fast is each, against PyTorch fp32 in one run.
+
+`score-teacher --dtype int8` quantises with onnxruntime's quantize_dynamic (int8 weights per output channel, uint8
+activations per tensor). This script measures that recipe and its usual alternatives on the same real pairs:
+
+- torch32: the PyTorch model, fp32 (the baseline every ratio is against); ort32: its ONNX export, fp32;
+- plain-s8: the export quantised as rdistill does; plain-u8: uint8 weights (the U8U8 kernels onnxruntime advises
+  on CPUs without VNNI, where U8S8 products can saturate); plain-s8-rr: reduce_range (7-bit weights, the other
+  advice against saturation); plain-s8-pt: one scale per weight tensor instead of per channel;
+- plain-s8-x: as plain-s8 with each layer's second feed-forward product (the widest activations) kept in fp32;
+- opt32 / opt-s8 / opt-u8: the graph first fused by onnxruntime's transformer optimizer (Attention,
+  SkipLayerNorm, BiasGelu), then quantised.
+
+Pairs: the first --queries scifact test queries' BM25 top --depth documents (a bi-encoder embeds each document,
+a cross-encoder scores each pair; 200 document tokens), batches of 32 sorted by length as score-teacher sorts them.
+Per variant: pairs/s (median of --rounds, variants interleaved), the ratio to torch32, the per-query Kendall tau of
+its scores against torch32 (mean, min), the largest score difference.
+
+    .venv/bin/python bench/int8_variants.py --model all-MiniLM-L6-v2 --kind bi --queries 10 --depth 100
+    .venv/bin/python bench/int8_variants.py --model ms-marco-MiniLM-L-12-v2 --kind cross --queries 5 --depth 20 \\
+        --variants plain-s8,plain-u8
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+BATCH = 32
+
+
+def build(name: str, fp32: Path, work: Path, config: object) -> Path:
+    """The graph of a variant named (plain|opt)[-(s8|u8)][-rr][-x][-pt] (see the module's docstring)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    parts = name.split("-")
+    source = fp32
+    if parts[0] == "opt":
+        source = work / "opt32.onnx"
+        if not source.exists():
+            from onnxruntime.transformers.optimizer import optimize_model
+
+            model = optimize_model(str(fp32), model_type="bert", num_heads=config.num_attention_heads,  # type: ignore[attr-defined]
+                                   hidden_size=config.hidden_size)  # type: ignore[attr-defined]
+            model.save_model_to_file(str(source))
+    if len(parts) == 1:
+        return source
+    target = work / f"{name}.onnx"
+    graph = onnx.load(str(source)).graph
+    weights = {t.name: list(t.dims) for t in graph.initializer}
+    wide = [config.intermediate_size, config.hidden_size]  # type: ignore[attr-defined]
+    exclude = [n.name for n in graph.node if "x" in parts and n.op_type == "MatMul" and weights.get(n.input[1]) == wide]
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QUInt8 if "u8" in parts else QuantType.QInt8,
+                     per_channel="pt" not in parts, reduce_range="rr" in parts, nodes_to_exclude=exclude,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fused ops defeat shape inference
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--kind", choices=("bi", "cross"), default="bi")
+    parser.add_argument("--data", default=str(DATA / "scifact"))
+    parser.add_argument("--queries", type=int, default=10)
+    parser.add_argument("--depth", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variants", default="plain-s8,plain-u8,plain-s8-rr,plain-s8-pt,plain-s8-x,opt32,opt-s8,opt-u8")
+    args = parser.parse_args()
+
+    import onnxruntime as ort
+    from scipy.stats import kendalltau
+
+    from rdistill.data import load_queries
+    from rdistill.docstore import DocStore
+    from rdistill.models import (
+        _load_torch,
+        encode_pairs,
+        encode_texts,
+        export_onnx,
+        length_order,
+        load_tokenizer,
+        torch_checkpoint,
+    )
+    from rdistill.models import pool as pool_hidden
+    from rdistill.retrieval import retrieve
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+
+    logging.disable(logging.WARNING)  # quantize_dynamic's advice to pre-process, per graph
+    path = torch_checkpoint(args.model)
+    model = _load_torch(path, args.kind, torch.float32, False).eval()
+    tokenizer = load_tokenizer(path)
+    queries = dict(list(load_queries(args.data, "test").items())[: args.queries])
+    store = DocStore(args.data)
+    with tempfile.TemporaryDirectory(prefix="int8-") as tmp:
+        work = Path(tmp)
+        index = BM25Index.open(args.data, work / "bm25", BM25Params(), show_progress=False)
+        pairs = [(q, d) for q, hits in retrieve(queries, index, args.depth) for d in hits]
+        q_texts = [queries[q] for q, _ in pairs]
+        d_texts = [store.text(d) for _, d in pairs]
+        order = length_order(d_texts if args.kind == "bi" else [a + b for a, b in zip(q_texts, d_texts, strict=True)])
+        batches = []
+        for start in range(0, len(order), BATCH):
+            idx = order[start:start + BATCH]
+            docs = [d_texts[j] for j in idx]
+            batches.append((idx, encode_texts(tokenizer, docs, 200) if args.kind == "bi" else
+                            encode_pairs(tokenizer, [q_texts[j] for j in idx], docs, 30, 200)))
+        query_ids = list(queries)
+        query_batch = encode_texts(tokenizer, [queries[q] for q in query_ids], 30)
+        fp32 = export_onnx(path, args.kind, work / "model.onnx")
+
+        def run_torch(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            with torch.inference_mode():
+                out = model(**batch)
+                return out.last_hidden_state if args.kind == "bi" else out.logits
+
+        def session(file: Path) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+            sess = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+            names = [i.name for i in sess.get_inputs()]
+            return lambda batch: torch.from_numpy(sess.run(None, {n: batch[n].numpy().astype(np.int64)
+                                                                  for n in names})[0])
+
+        def scores(fn: Callable[[dict[str, torch.Tensor]], torch.Tensor]) -> tuple[np.ndarray, float]:
+            out = np.zeros(len(pairs))
+            start = time.perf_counter()
+            if args.kind == "cross":
+                for idx, batch in batches:
+                    logits = fn(batch).float()
+                    out[idx] = (logits[:, 0] if logits.shape[-1] == 1 else torch.log_softmax(logits, -1)[:, 1]).numpy()
+                return out, time.perf_counter() - start
+            embedded = np.zeros((len(pairs), model.config.hidden_size), dtype=np.float32)
+            for idx, batch in batches:  # cosine, as all-MiniLM-L6-v2 is used (mean pooling, normalised)
+                embedded[idx] = torch.nn.functional.normalize(
+                    pool_hidden(fn(batch), batch["attention_mask"], "mean"), dim=-1).numpy()
+            took = time.perf_counter() - start
+            q = torch.nn.functional.normalize(pool_hidden(fn(query_batch), query_batch["attention_mask"], "mean"),
+                                              dim=-1).numpy()
+            row = {qid: i for i, qid in enumerate(query_ids)}
+            return np.einsum("ij,ij->i", embedded, q[[row[qid] for qid, _ in pairs]]), took
+
+        variants = {"torch32": run_torch, "ort32": session(fp32)}
+        for name in args.variants.split(","):
+            variants[name] = session(build(name, fp32, work, model.config))
+        took: dict[str, list[float]] = {name: [] for name in variants}
+        got: dict[str, np.ndarray] = {}
+        names = list(variants)
+        for r in range(args.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:  # rotating order
+                got[name], seconds = scores(variants[name])
+                took[name].append(seconds)
+        print(f"{args.model} ({args.kind}), {len(pairs)} pairs: {len(queries)} scifact test queries x BM25 top "
+              f"{args.depth}, {torch.get_num_threads()} threads, median of {args.rounds} rounds")
+        base, base_s = got["torch32"], statistics.median(took["torch32"])
+        spans = [[i for i, (q, _) in enumerate(pairs) if q == qid] for qid in query_ids]
+        for name in names:
+            taus = [kendalltau(base[s], got[name][s]).statistic for s in spans if len(s) > 1]
+            seconds = statistics.median(took[name])
+            print(f"{name:12} {len(pairs) / seconds:7.1f} pairs/s  {base_s / seconds:5.2f}x torch32  Kendall tau "
+                  f"mean {np.mean(taus):.4f} min {np.min(taus):.4f}  max |diff| {np.abs(base - got[name]).max():.3g}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
