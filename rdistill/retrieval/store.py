@@ -206,8 +206,9 @@ def best(candidates: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray
 
 def ranked(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
     """docno -> score for the ``k`` best candidates, inserted in trec_eval's order (score, then docno, both
-    descending), so a writer's sort finds them sorted. With the id table the order is one numpy lexsort on the
-    scores and the ids themselves; a query's documents then never pass through a Python sort."""
+    descending), so a writer's sort (``io.sort_query``) finds one descending run, a linear pass. With the id
+    table the order is one numpy lexsort on the scores and the ids themselves, without a Python sort key per
+    document; otherwise the ids are sorted in Python as the writer would."""
     table = ids.table()
     if table is None:
         pairs = sorted(zip(ids.many(candidates), values.tolist(), strict=True), key=itemgetter(1, 0), reverse=True)
