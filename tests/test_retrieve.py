@@ -222,3 +222,25 @@ def test_doc_ids_table_and_gather_decode_alike(tmp_path: Path, ids: list[str],
     for p in picks:
         want = [ids[i] for i in p.tolist()]
         assert table.many(p) == want and gather.many(p) == want and [table[int(i)] for i in p] == want
+
+
+@pytest.mark.parametrize("prefix", ["d", "é"])  # ASCII ids: the id table and lexsort; others: the Python sort
+def test_bm25_run_is_in_trec_eval_order_whichever_ids(cli, tmp_path: Path, prefix: str) -> None:
+    """Ties at every score and at the k-th: the run lists each query's documents by score, then docno, both
+    descending, cut at k, the same with or without the id table."""
+    from rdistill.retrieval.store import DocIds
+
+    corpus = tmp_path / "corpus.jsonl"
+    texts = ["wing lift", "wing lift", "wing", "lift", "wing lift wing", "drag", "wing lift", "lift"]
+    corpus.write_text("".join(json.dumps({"_id": f"{prefix}{i}", "text": t}) + "\n" for i, t in enumerate(texts)),
+                      encoding="utf-8")
+    query = '{"_id": "q", "text": "wing lift"}\n'
+    runs = {}
+    for k in (4, 100):
+        result = cli("retrieve", "--corpus", corpus, "--queries", "-", "--k", k, "--index", tmp_path / "idx",
+                     input=query)
+        assert result.exit_code == 0, result
+        runs[k] = [(r[2], float(r[4])) for r in run_lines(result.stdout)]
+    assert (DocIds(tmp_path / "idx" / "bm25").table() is None) == (prefix == "é")
+    assert runs[100] == sorted(runs[100], key=lambda r: (r[1], r[0]), reverse=True)
+    assert len(runs[100]) == 7 and runs[4] == runs[100][:4]  # "drag" holds no query term
