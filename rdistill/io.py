@@ -140,14 +140,6 @@ def parse_score(text: str, name: str, lineno: int, what: str = "score") -> float
     return value
 
 
-def format_score(score: float) -> str:
-    """Python's shortest repr: the one form that reads back bit-identical and prints 0.5 as 0.5."""
-    value = float(score)
-    if not is_finite(value):
-        raise ValueError(f"refusing to write a non-finite score {value!r}")
-    return repr(value)
-
-
 # ---------------------------------------------------------------------------------------------------------- runs
 
 
@@ -362,8 +354,9 @@ def format_run_query(query_id: str, docs: dict[str, float] | Iterable[tuple[str,
                      depth: int | None = None) -> str:
     """The canonical TREC lines of one query, ranked as trec_eval ranks them, optionally cut to ``depth``.
 
-    Every score goes through :func:`format_score`'s rule (finite, shortest repr), applied to the whole query at
-    once: writing a 1,000-document query is mostly float repr, and a call per line cost as much again.
+    Scores are written as Python's shortest repr, the one form that reads back bit-identical and prints 0.5 as
+    0.5, and a non-finite one is refused. Both are applied to the whole query at once: writing a 1,000-document
+    query is mostly float repr, and a function call per line cost as much again.
     """
     ranked = sort_query(docs)
     if depth is not None:

@@ -149,6 +149,13 @@ class CliResult:
         return f"CliResult(exit_code={self.exit_code}, stderr={self.stderr[-2000:]!r})"
 
 
+def run_from_text(text: str, name: str = "<stdout>") -> dict[str, dict[str, float]]:
+    """A run a command printed, read by rdistill's own run reader (so what a writer emits, its reader accepts)."""
+    from rdistill.io import _byte_lines, _collect_run
+
+    return _collect_run(_byte_lines(text.encode("utf-8"), name), name)
+
+
 @pytest.fixture
 def cli():
     """Run ``rdistill ARGS`` in-process through the real typer app; returns exit code, stdout and stderr."""

@@ -10,14 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA
-
-
-def parse(text: str) -> dict[str, dict[str, float]]:
-    run: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        qid, _, doc, _, score, _ = line.split()
-        run.setdefault(qid, {})[doc] = float(score)
-    return run
+from tests.conftest import run_from_text as parse
 
 
 def write(path: Path, run: dict[str, dict[str, float]], tag: str = "x") -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rdistill.io import format_run_query, read_run
 from rdistill.report import parse_collection_arg, parse_student
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, run_from_text
 
 
 def write_run(path: Path, run: dict[str, dict[str, float]]) -> None:
@@ -94,7 +94,7 @@ def test_report_costs_each_source_from_real_sidecars(cli, tmp_path: Path) -> Non
         assert result.exit_code == 0, (step, result)
     test_run = cli("retrieve", *data, "--split", "test", "--k", "20", "--index", tmp_path / "idx").stdout
     for source in ("bm25", "teacher"):
-        write_run(tmp_path / "runs" / "cran" / f"{source}.lce.s1.trec", read_run_text(test_run))
+        write_run(tmp_path / "runs" / "cran" / f"{source}.lce.s1.trec", run_from_text(test_run))
     result = cli("report", "--runs", tmp_path / "runs", "--groups", groups, "--qrels", f"cran={cran}:test")
     assert result.exit_code == 0, result
     meta = {p: json.loads(p.with_name(p.name + ".meta.json").read_text()) for p in (bm25, teacher, fused)}
@@ -109,11 +109,3 @@ def test_report_costs_each_source_from_real_sidecars(cli, tmp_path: Path) -> Non
         assert row[3] == "0" and row[4] == f"{meta[teacher]['pairs']:,}"
         assert row[5].rstrip(" |") == f"{shared + sample_meta[source]['wall_seconds']:.0f}"
     assert "Not counted" not in cost
-
-
-def read_run_text(text: str) -> dict[str, dict[str, float]]:
-    run: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        qid, _, doc, _, score, _ = line.split()
-        run.setdefault(qid, {})[doc] = float(score)
-    return run

@@ -11,13 +11,13 @@ import json
 import mmap
 import os
 import shutil
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from rdistill.errors import UsageError
+from rdistill.io import sort_query
 
 DOCIDS = "docids.bin"
 OFFSETS = "docids.offsets.npy"
@@ -208,11 +208,10 @@ def ranked(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> d
     """docno -> score for the ``k`` best candidates, inserted in trec_eval's order (score, then docno, both
     descending), so a writer's sort (``io.sort_query``) finds one descending run, a linear pass. With the id
     table the order is one numpy lexsort on the scores and the ids themselves, without a Python sort key per
-    document; otherwise the ids are sorted in Python as the writer would."""
+    document; otherwise :func:`rdistill.io.sort_query` sorts them, as the writer would."""
     table = ids.table()
     if table is None:
-        pairs = sorted(zip(ids.many(candidates), values.tolist(), strict=True), key=itemgetter(1, 0), reverse=True)
-        return dict(pairs[:k])
+        return dict(sort_query(zip(ids.many(candidates), values.tolist(), strict=True))[:k])
     names = table[np.asarray(candidates, dtype=np.int64)]
     order = np.lexsort((names, values))[::-1][:k]
     return dict(zip(names[order].tolist(), values[order].tolist(), strict=True))
