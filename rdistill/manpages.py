@@ -16,6 +16,8 @@ from rdistill import __version__
 from rdistill.cli import app
 
 WIDTH = 100
+# As the program sets them (cli.app's context_settings), so a page shows the options a user can type.
+HELP = ["-h", "--help"]
 
 
 def _escape(line: str) -> str:
@@ -24,7 +26,8 @@ def _escape(line: str) -> str:
 
 
 def help_text(command: Any, info_name: str, parent: Any = None) -> str:
-    ctx = typer.Context(command, info_name=info_name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH)
+    ctx = typer.Context(command, info_name=info_name, parent=parent, terminal_width=WIDTH, max_content_width=WIDTH,
+                        help_option_names=HELP)
     return command.get_help(ctx)
 
 
@@ -39,16 +42,19 @@ def render(name: str, summary: str, text: str) -> str:
 
 def pages() -> dict[str, str]:
     group = typer.main.get_command(app)
-    root_ctx = typer.Context(group, info_name="rdistill", terminal_width=WIDTH, max_content_width=WIDTH)
+    root_ctx = typer.Context(group, info_name="rdistill", terminal_width=WIDTH, max_content_width=WIDTH,
+                             help_option_names=HELP)
     out = {"rdistill.1": render("rdistill", "ranking distillation from the command line",
                                 group.get_help(root_ctx))}
-    for name, command in sorted(group.commands.items()):  # type: ignore[attr-defined]
+    # list_commands / get_command, not group.commands: the program builds each subcommand on first use.
+    for name in sorted(group.list_commands(root_ctx)):  # type: ignore[attr-defined]
+        command = group.get_command(root_ctx, name)  # type: ignore[attr-defined]
         out[f"rdistill-{name}.1"] = render(f"rdistill-{name}", _summary(command, name),
                                            help_text(command, name, root_ctx))
         # A group (rdistill data) also gets a page per subcommand: rdistill-data-export.1.
         for sub_name, sub in sorted(getattr(command, "commands", {}).items()):
             sub_ctx = typer.Context(command, info_name=name, parent=root_ctx, terminal_width=WIDTH,
-                                    max_content_width=WIDTH)
+                                    max_content_width=WIDTH, help_option_names=HELP)
             out[f"rdistill-{name}-{sub_name}.1"] = render(f"rdistill-{name}-{sub_name}", _summary(sub, sub_name),
                                                           help_text(sub, sub_name, sub_ctx))
     return out

@@ -3,6 +3,7 @@ errors are one line without --verbose; a closed pipe ends quietly."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -17,14 +18,26 @@ from tests.conftest import DATA, ROOT, SAMPLE
 NAMES = [name for name, _ in COMMANDS]
 
 
-def registered() -> list[str]:
+def test_every_listed_command_is_registered() -> None:
     import typer
 
-    return sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group, info_name="rdistill")
+    assert group.list_commands(ctx) == NAMES  # type: ignore[attr-defined]
+    # Each one builds (its module imports and its options parse into click), and under its own name.
+    assert [group.get_command(ctx, name).name for name in NAMES] == NAMES  # type: ignore[attr-defined]
+    assert group.get_command(ctx, "no-such-command") is None  # type: ignore[attr-defined]
 
 
-def test_every_listed_command_is_registered() -> None:
-    assert registered() == sorted(NAMES)
+def test_running_one_command_imports_only_its_module() -> None:
+    # Start-up is most of a small job's time: `rdistill eval` must not import torch, transformers or the other
+    # commands' modules (each a fraction of a second).
+    code = ("import sys; from rdistill.cli import main; sys.argv = ['rdistill', 'eval', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('rdistill.commands.', 'torch', 'transformers'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    assert loaded == ["rdistill.commands._common", "rdistill.commands.eval"], loaded
 
 
 def test_root_help_lists_every_subcommand(cli) -> None:
