@@ -350,13 +350,33 @@ def sort_query(docs: dict[str, float] | Iterable[tuple[str, float]]) -> list[tup
     return sorted(items, key=itemgetter(1, 0), reverse=True)
 
 
+def score_texts(scores: list[float]) -> list[str]:
+    """``repr`` of each score (the shortest text that reads back bit-identical), about 8x faster for a long list.
+
+    orjson writes a float with the same shortest round-trip digits as ``repr`` (both pick the closest of the
+    shortest candidates; tests compare them over a million random bit patterns), but in positional notation where
+    ``repr`` switches to an exponent (``0.00001`` for ``1e-05``): the few such texts are redone with ``repr``, so
+    the output is exactly ``map(repr, scores)``. A non-finite score (orjson writes ``null``) is refused.
+    """
+    blob = orjson.dumps(scores)
+    if b"null" in blob:
+        bad = next(s for s in scores if not is_finite(s))
+        raise ValueError(f"refusing to write a non-finite score {bad!r}")
+    texts = blob[1:-1].decode("ascii").split(",")
+    # One substring search per query; only a query holding such a score pays for a look at each text.
+    if b"e" in blob or b"0.0000" in blob:
+        texts = [repr(score) if "e" in text or text.startswith(("0.0000", "-0.0000")) else text
+                 for text, score in zip(texts, scores, strict=True)]
+    return texts
+
+
 def format_run_query(query_id: str, docs: dict[str, float] | Iterable[tuple[str, float]], tag: str,
                      depth: int | None = None) -> str:
     """The canonical TREC lines of one query, ranked as trec_eval ranks them, optionally cut to ``depth``.
 
     Scores are written as Python's shortest repr, the one form that reads back bit-identical and prints 0.5 as
-    0.5, and a non-finite one is refused. Both are applied to the whole query at once: writing a 1,000-document
-    query is mostly float repr, and a function call per line cost as much again.
+    0.5, and a non-finite one is refused. Both are applied to the whole query at once (:func:`score_texts`):
+    writing a 1,000-document query is mostly float formatting, and a function call per line cost as much again.
     """
     ranked = sort_query(docs)
     if depth is not None:
@@ -364,13 +384,10 @@ def format_run_query(query_id: str, docs: dict[str, float] | Iterable[tuple[str,
     if not ranked:
         return ""
     docnos, raw = zip(*ranked, strict=True)
-    scores = list(map(float, raw))  # numpy scalars print as Python floats
-    if not all(map(is_finite, scores)):
-        bad = next(s for s in scores if not is_finite(s))
-        raise ValueError(f"refusing to write a non-finite score {bad!r}")
+    texts = score_texts(list(map(float, raw)))  # numpy scalars print as Python floats
     head, tail = f"{query_id} Q0 ", f" {tag}\n"
     return "".join([f"{head}{doc} {rank} {text}{tail}"
-                    for doc, rank, text in zip(docnos, range(1, len(docnos) + 1), map(repr, scores), strict=True)])
+                    for doc, rank, text in zip(docnos, range(1, len(docnos) + 1), texts, strict=True)])
 
 
 def write_run(out: TextIO, run: Run | Iterable[tuple[str, dict[str, float]]], tag: str = "rdistill",

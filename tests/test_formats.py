@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rdistill.errors import InputError
-from rdistill.io import format_run_query, iter_run_queries, open_output, read_qrels, read_run
+from rdistill.io import format_run_query, iter_run_queries, open_output, read_qrels, read_run, score_texts
 from tests.conftest import CONFORMANCE, SAMPLE
 
 
@@ -23,6 +23,26 @@ def test_run_writer_orders_as_trec_eval_and_reads_back_bit_identical(tmp_path: P
     path = tmp_path / "r.trec"
     path.write_text(text)
     assert read_run(path) == {"7": docs}
+
+
+def test_score_texts_are_exactly_repr() -> None:
+    # The writer's fast float formatting must print what repr prints, digit for digit and notation for notation:
+    # random bit patterns cover every exponent, plus BM25-like values, float32-rounded teacher scores, tiny
+    # probabilities and the notation boundaries (1e-4, 1e16).
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    bits = rng.integers(0, 2**64, size=300_000, dtype=np.uint64).view(np.float64)
+    values = np.concatenate([bits[np.isfinite(bits)], rng.random(50_000) * 40, rng.standard_normal(50_000) * 1e-4,
+                             (rng.random(50_000) * 40).astype(np.float32).astype(np.float64),
+                             [0.0, -0.0, 1e-4, 9.999999999999999e-05, -1e-05, 1e16, 9999999999999998.0, 1e15,
+                              5e-324, 1.7976931348623157e308, 0.5, 3.0]]).tolist()
+    for start in range(0, len(values), 1000):
+        chunk = values[start:start + 1000]
+        assert score_texts(chunk) == list(map(repr, chunk))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="non-finite"):
+            score_texts([1.0, bad])
 
 
 @given(st.dictionaries(st.text("abcxyz0123", min_size=1, max_size=6),
