@@ -185,12 +185,18 @@ def test_bm25_hits_equal_full_scores(tmp_path: Path) -> None:
 
     index = BM25Index.open(str(CRAN), tmp_path / "idx", BM25Params(), show_progress=False)
     n_docs, paths = len(index.ids), set()
-    indptr, indices = index.engine.scores["indptr"], index.engine.scores["indices"]
+    import bm25s
+
+    # The reference: bm25s reading the same files (rdistill reads them itself, without importing bm25s).
+    engine = bm25s.BM25.load(tmp_path / "idx" / "bm25s", mmap=True, show_progress=False)
+    assert engine.vocab_dict == index.vocab
+    indptr, indices = engine.scores["indptr"], engine.scores["indices"]
     rare = np.flatnonzero(np.diff(indptr) < 5)[:3].astype(np.int32)  # terms of a few documents: the sparse path
     queries = [index.token_ids(text) for text in load_queries(str(CRAN), "test").values()]
     for token_ids in [*queries, rare, rare[[0, 0, 1]], np.r_[rare, queries[0][:1]]]:
         docs, values = index.hits(token_ids)
         full = index.scores(token_ids)
+        assert np.array_equal(full, engine.get_scores_from_ids(token_ids))
         holding = np.unique(np.concatenate([indices[indptr[t]:indptr[t + 1]] for t in token_ids]))
         assert np.array_equal(docs, holding) and np.array_equal(values, full[docs])
         paths.add(sum(int(indptr[t + 1] - indptr[t]) for t in token_ids) > n_docs // 8)
@@ -244,3 +250,27 @@ def test_bm25_run_is_in_trec_eval_order_whichever_ids(cli, tmp_path: Path, prefi
     assert (DocIds(tmp_path / "idx" / "bm25").table() is None) == (prefix == "é")
     assert runs[100] == sorted(runs[100], key=lambda r: (r[1], r[0]), reverse=True)
     assert len(runs[100]) == 7 and runs[4] == runs[100][:4]  # "drag" holds no query term
+
+
+def test_english_stopwords_are_bm25s_list() -> None:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from rdistill.retrieval.tokenize import ENGLISH_STOPWORDS
+
+    assert frozenset(STOPWORDS_EN) == ENGLISH_STOPWORDS
+
+
+def test_searching_a_built_index_does_not_import_bm25s(tmp_path: Path) -> None:
+    # bm25s imports numba and scipy.sparse (~0.2 s of start-up): searching reads its files without it.
+    import subprocess
+    import sys
+
+    args = ["retrieve", "--corpus", str(SAMPLE / "corpus.jsonl"), "--queries", str(SAMPLE / "queries.jsonl"),
+            "--k", "5", "--index", str(tmp_path / "idx")]
+    code = ("import sys; from rdistill.cli import main; sys.argv = ['rdistill', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print(sorted(m for m in ('bm25s', 'numba', 'scipy') if m in sys.modules), file=sys.stderr)")
+    built = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    searched = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    assert searched.stdout == built.stdout and searched.stdout.count("\n") > 0
+    assert searched.stderr.strip().splitlines()[-1] == "[]", searched.stderr

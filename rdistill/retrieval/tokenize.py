@@ -20,6 +20,13 @@ DEFAULT_PATTERN = r"(?u)\b\w\w+\b"
 FAST_DEFAULT = r"\w\w+"
 CACHE_LIMIT = 200_000  # distinct words remembered (about 30 MB); the cache is emptied when it reaches this
 STOPWORD_LISTS = ("en", "none")
+# Lucene's English stop set (EnglishAnalyzer's 33 words), the list bm25s calls STOPWORDS_EN and pyserini uses;
+# spelled out here because importing it from bm25s imports numba and scipy (~0.2 s of every retrieve's start-up).
+# A test checks it against bm25s's.
+ENGLISH_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will",
+    "with"))
 
 
 def stemmer_names() -> list[str]:
@@ -54,9 +61,7 @@ class Tokenizer:
         except re.error as exc:
             raise UsageError(f"token pattern {s.pattern!r}: {exc}") from None
         if s.stopwords == "en":
-            from bm25s.stopwords import STOPWORDS_EN
-
-            self.stopwords: frozenset[str] = frozenset(STOPWORDS_EN)
+            self.stopwords: frozenset[str] = ENGLISH_STOPWORDS
         elif s.stopwords == "none":
             self.stopwords = frozenset()
         else:
