@@ -23,7 +23,8 @@ document), interleaved in a rotating order over --rounds so the machine's load f
 
 - fp32: the PyTorch model (the baseline);
 - int8 onnxruntime: ``--dtype int8``, the model exported to ONNX and dynamically quantised (what rdistill ships);
-- int8 torch: torch.ao's dynamic quantisation of the same model's linear layers (the alternative engine).
+- int8 torch: torch.ao's dynamic quantisation of the same model's linear layers (the alternative engine);
+- bf16: ``--dtype bf16``, on the CPU the fp32 model under bf16 autocast with its head in fp32.
 
 Per round: pairs/s and the ratio to fp32 in that round; then the median ratios, the per-query Kendall tau of each
 int8 ranking against fp32 (mean and minimum) and nDCG@10 of each on the queries (with --qrels).
@@ -185,7 +186,7 @@ def int8_main(args: argparse.Namespace) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao's deprecation notice (it still works in torch 2.13)
             inner.model = torch.ao.quantization.quantize_dynamic(inner.model, {torch.nn.Linear}, dtype=torch.qint8)
-        variants = {"fp32": fp32, "int8 onnxruntime": ort8, "int8 torch": torch8}
+        variants = {"fp32": fp32, "int8 onnxruntime": ort8, "int8 torch": torch8, "bf16": teacher("bf16")}
         n_pairs = sum(len(pool) for chunk in chunks(run, (0, 1), None, 4096) for _, pool in chunk)
         print(f"{args.model} ({kind}), {n_pairs} pairs ({args.queries} queries of {args.run}), batch "
               f"{args.batch_size}, {torch.get_num_threads()} threads, {args.rounds} rounds in rotating order",

@@ -253,3 +253,26 @@ def test_bm25_teacher_scores_equal_retrieve(cli, tmp_path: Path) -> None:
     bad = cli("score-teacher", "--model", "all-MiniLM-L6-v2", "--index", tmp_path / "idx", "--queries", cran,
               "--corpus", cran, input=top.stdout)
     assert bad.exit_code == 2 and "--index and --bm25-variant apply to --model bm25" in bad.stderr
+
+
+def test_bf16_on_the_cpu_is_autocast_with_fp32_heads(cli, tiny_cross: Path, tiny_cross_1logit: Path, tiny_bi: Path,
+                                                      tmp_path: Path) -> None:
+    # --dtype bf16 on the CPU: fp32 weights under bf16 autocast (products in bf16), the classification head in
+    # fp32, so the scores stay close to fp32's and are not bf16 numbers; the engine says so in the sidecar (it also
+    # keys embedding caches, which must not mix fp32 and bf16 embeddings).
+    import torch
+
+    for model, extra in ((tiny_cross, []), (tiny_cross_1logit, []), (tiny_bi, ["--doc-embeddings", "run"])):
+        fp32 = cli("score-teacher", "--model", model, *extra, "--queries", SAMPLE / "queries.jsonl", "--corpus",
+                   SAMPLE / "corpus.jsonl", input=RUN)
+        out = tmp_path / f"{model.name}.bf16.trec"
+        bf16 = cli("score-teacher", "--model", model, "--dtype", "bf16", *extra, "--queries",
+                   SAMPLE / "queries.jsonl", "--corpus", SAMPLE / "corpus.jsonl", "-o", out, SAMPLE / "run.trec")
+        assert fp32.exit_code == 0 and bf16.exit_code == 0, (fp32, bf16)
+        want, got = pairs_of(fp32.stdout), pairs_of(out.read_text())
+        assert got.keys() == want.keys() and got != want
+        assert max(abs(got[k] - want[k]) for k in want) < 0.05 * max(abs(v) for v in want.values())
+        assert json.loads(out.with_name(out.name + ".meta.json").read_text())["teacher"]["engine"] == \
+            "torch-bf16-autocast"
+        if model == tiny_cross_1logit:  # the score is the head's logit: fp32, so not all bf16-representable
+            assert any(float(torch.tensor(v).bfloat16()) != v for v in got.values())

@@ -25,8 +25,9 @@ OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Write her
                                                ".gz compresses.", metavar="FILE")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed; recorded in the output's metadata.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N, or auto (a GPU when there is one).")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="fp32 (default), bf16, fp16 (GPU only), or int8 (CPU: "
-                                       "dynamic int8 through ONNX Runtime, the [models] extra).")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="fp32 (default), bf16 (on the CPU: fp32 weights under bf16 "
+                                       "autocast, fast where the CPU has AMX or AVX512-BF16), fp16 (GPU only), or "
+                                       "int8 (CPU: dynamic int8 through ONNX Runtime, the [models] extra).")]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts or pairs per forward pass.")]
 ShardOpt = Annotated[str | None, typer.Option("--shard", help="Process only shard I of N (I in 0..N-1), e.g. 0/4, "
                                               "splitting the work by query.", metavar="I/N")]

@@ -87,7 +87,10 @@ def command(
     A folder with model.onnx (or one .onnx file) and tokenizer files runs through ONNX Runtime: a graph with
     logits [batch, 1 or 2] is a cross-encoder, one with hidden states a bi-encoder (pooled as its
     sentence-transformers config says, else CLS). --dtype int8 (CPU) runs any model as a dynamic-int8 graph,
-    exported and quantised once into rdistill's cache; the sidecar records the engine.
+    exported and quantised once into rdistill's cache; the sidecar records the engine. On a CPU with AMX
+    (Intel Xeon since Sapphire Rapids) --dtype bf16 is the faster choice: matrix products in bf16, everything
+    else and the head in fp32; measured on MiniLM, 2.6x fp32 with per-query Kendall tau 0.998 against fp32,
+    where int8 gave 1.05x and tau 0.935 (README, "Teacher scoring on a CPU").
 
     --qrels (with --split for a BEIR folder) adds each query's judged positives (relevance > 0) to its pool
     before scoring, as the paper scores {positive} + BM25@200.
