@@ -9,7 +9,13 @@ activations per tensor). This script measures that recipe and its usual alternat
   advice against saturation); plain-s8-pt: one scale per weight tensor instead of per channel;
 - plain-s8-x: as plain-s8 with each layer's second feed-forward product (the widest activations) kept in fp32;
 - opt32 / opt-s8 / opt-u8: the graph first fused by onnxruntime's transformer optimizer (Attention,
-  SkipLayerNorm, BiasGelu), then quantised.
+  SkipLayerNorm, BiasGelu), then quantised;
+- plain-s8-sq: SmoothQuant (Xiao et al., 2023) before quantising: each product X W becomes (X / s) (s W) with a
+  per-input-channel s = max|X_j|^0.5 / max|W_j|^0.5 from --calibration corpus documents (not among the pairs
+  scored), so the few activation channels with outliers no longer set the one per-batch activation scale of all;
+  BERT's LayerNorm output is also its residual stream, so 1 / s is an explicit Mul per product input, not folded;
+- torch-bf16: the PyTorch model under CPU bf16 autocast (AMX or AVX512-BF16 where the CPU has them);
+  torch-s8: PyTorch's own dynamic int8 (torch.ao quantize_dynamic of every Linear, the x86 engine).
 
 Pairs: the first --queries scifact test queries' BM25 top --depth documents (a bi-encoder embeds each document,
 a cross-encoder scores each pair; 200 document tokens), batches of 32 sorted by length as score-teacher sorts them.
@@ -40,13 +46,73 @@ DATA = ROOT.parent / "shared" / "data"
 BATCH = 32
 
 
-def build(name: str, fp32: Path, work: Path, config: object) -> Path:
+def smooth(fp32: Path, work: Path, calibration: list[dict[str, torch.Tensor]], alpha: float = 0.5) -> Path:
+    """The fp32 graph with SmoothQuant's per-channel scales: every MatMul by a 2-D weight reads its input through
+    a Mul by 1 / s (one per distinct input, shared by Q, K and V) and its weight rows are multiplied by s."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    target = work / "smooth32.onnx"
+    if target.exists():
+        return target
+    model = onnx.load(str(fp32))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
+            users.setdefault(node.input[0], []).append(node)
+    # Calibrate: the largest |activation| per input channel of every product, over the calibration batches.
+    probe = onnx.load(str(fp32))
+    for name in users:
+        probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = [i.name for i in sess.get_inputs()]
+    wanted = list(users)
+    peak = {name: None for name in users}
+    for batch in calibration:
+        mask = batch["attention_mask"].numpy().astype(bool)
+        outs = sess.run(wanted, {n: batch[n].numpy().astype(np.int64) for n in feeds})
+        for name, value in zip(wanted, outs, strict=True):
+            real = value[mask] if value.ndim == 3 else value.reshape(-1, value.shape[-1])  # real tokens only
+            m = np.abs(real).max(axis=0)
+            peak[name] = m if peak[name] is None else np.maximum(peak[name], m)
+    for k, (name, nodes) in enumerate(users.items()):
+        weights = [numpy_helper.to_array(inits[n.input[1]]) for n in nodes]
+        w_peak = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
+        s = (np.maximum(peak[name], 1e-5) ** alpha / np.maximum(w_peak, 1e-5) ** (1 - alpha)).astype(np.float32)
+        scaled = f"{name}_smoothed{k}"
+        graph.initializer.append(numpy_helper.from_array((1.0 / s).astype(np.float32), f"{scaled}_inv_scale"))
+        graph.node.append(helper.make_node("Mul", [name, f"{scaled}_inv_scale"], [scaled], name=f"{scaled}_mul"))
+        for node, w in zip(nodes, weights, strict=True):
+            inits[node.input[1]].CopyFrom(numpy_helper.from_array((w * s[:, None]).astype(np.float32), node.input[1]))
+            node.input[0] = scaled
+    # Nodes must stay topologically sorted: put each Mul right after the node producing its input.
+    order: list[onnx.NodeProto] = []
+    muls = {n.input[0]: n for n in graph.node if n.name.endswith("_mul") and "_smoothed" in n.name}
+    for node in graph.node:
+        if node.name in {m.name for m in muls.values()}:
+            continue
+        order.append(node)
+        order.extend(muls[o] for o in node.output if o in muls)
+    order[:0] = [muls[i.name] for i in graph.input if i.name in muls]
+    del graph.node[:]
+    graph.node.extend(order)
+    onnx.save(model, str(target))
+    return target
+
+
+def build(name: str, fp32: Path, work: Path, config: object,
+          calibration: list[dict[str, torch.Tensor]]) -> Path:
     """The graph of a variant named (plain|opt)[-(s8|u8)][-rr][-x][-pt] (see the module's docstring)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     parts = name.split("-")
     source = fp32
+    if "sq" in parts:
+        source = smooth(fp32, work, calibration)
     if parts[0] == "opt":
         source = work / "opt32.onnx"
         if not source.exists():
@@ -76,6 +142,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=10)
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--calibration", type=int, default=128, help="corpus documents SmoothQuant calibrates on")
     parser.add_argument("--variants", default="plain-s8,plain-u8,plain-s8-rr,plain-s8-pt,plain-s8-x,opt32,opt-s8,opt-u8")
     args = parser.parse_args()
 
@@ -151,9 +218,38 @@ def main() -> None:
             row = {qid: i for i, qid in enumerate(query_ids)}
             return np.einsum("ij,ij->i", embedded, q[[row[qid] for qid, _ in pairs]]), took
 
+        def run_bf16(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return run_torch(batch).float()
+
+        quantised = None
+
+        def run_s8(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            nonlocal quantised
+            if quantised is None:
+                import copy
+
+                quantised = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear},
+                                                                   dtype=torch.qint8)
+            with torch.inference_mode():
+                out = quantised(**batch)
+                return out.last_hidden_state if args.kind == "bi" else out.logits
+
+        # Calibration texts for SmoothQuant: corpus documents outside the scored pairs, encoded as the pairs are.
+        scored = {d for _, d in pairs}
+        spare: list[str] = []
+        for i in range(len(store)):
+            if len(spare) == args.calibration:
+                break
+            if store.id_at(i) not in scored:
+                spare.append(store.text(store.id_at(i)))
+        calibration = [encode_texts(tokenizer, spare[i:i + BATCH], 200) if args.kind == "bi" else
+                       encode_pairs(tokenizer, [q_texts[0]] * len(spare[i:i + BATCH]), spare[i:i + BATCH], 30, 200)
+                       for i in range(0, len(spare), BATCH)]
         variants = {"torch32": run_torch, "ort32": session(fp32)}
         for name in args.variants.split(","):
-            variants[name] = session(build(name, fp32, work, model.config))
+            variants[name] = {"torch-bf16": run_bf16, "torch-s8": run_s8}.get(name) or session(
+                build(name, fp32, work, model.config, calibration))
         took: dict[str, list[float]] = {name: [] for name in variants}
         got: dict[str, np.ndarray] = {}
         names = list(variants)
