@@ -274,3 +274,26 @@ def test_searching_a_built_index_does_not_import_bm25s(tmp_path: Path) -> None:
     searched = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
     assert searched.stdout == built.stdout and searched.stdout.count("\n") > 0
     assert searched.stderr.strip().splitlines()[-1] == "[]", searched.stderr
+
+
+def test_trec_order_breaks_score_ties_by_docno_descending() -> None:
+    # Many ties (five distinct scores), ids that share prefixes: the order must be sorted()'s on (score, docno).
+    from rdistill.retrieval.store import trec_order
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(1, 60))
+        values = rng.integers(0, 5, size=n).astype(np.float64)
+        names = np.array([f"d{rng.integers(0, 40)}x{i}" for i in range(n)])
+        want = sorted(range(n), key=lambda i: (values[i], names[i]), reverse=True)
+        assert trec_order(names, values).tolist() == want
+
+
+def test_bm25_ranking_arrays_are_search_in_order(tmp_path: Path) -> None:
+    from rdistill.data import load_queries
+    from rdistill.retrieval.bm25 import BM25Index, BM25Params
+
+    index = BM25Index.open(str(SAMPLE / "corpus.jsonl"), tmp_path / "idx", BM25Params(), show_progress=False)
+    for text in load_queries(str(SAMPLE / "queries.jsonl")).values():
+        names, scores = index.ranking(text, 3)
+        assert list(zip(names.tolist(), scores.tolist(), strict=True)) == list(index.search(text, 3).items())

@@ -264,6 +264,13 @@ class BM25Index:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         return best(*self.hits(token_ids), k)
 
+    def ranking(self, text: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``k`` as two arrays, docnos and scores, in trec_eval's order: bm25s's output with ids, ranked
+        as a run is (see :func:`rdistill.retrieval.store.ranked_arrays`)."""
+        from rdistill.retrieval.store import ranked_arrays
+
+        return ranked_arrays(*self.best(text, k), self.ids, k)
+
     def search(self, text: str, k: int) -> dict[str, float]:
         """The top ``k`` as docno -> score, in trec_eval's order (see :func:`rdistill.retrieval.store.ranked`)."""
         return ranked(*self.best(text, k), self.ids, k)

@@ -204,14 +204,44 @@ def best(candidates: np.ndarray, values: np.ndarray, k: int) -> tuple[np.ndarray
     return candidates, values
 
 
-def ranked(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
-    """docno -> score for the ``k`` best candidates, inserted in trec_eval's order (score, then docno, both
-    descending), so a writer's sort (``io.sort_query``) finds one descending run, a linear pass. With the id
-    table the order is one numpy lexsort on the scores and the ids themselves, without a Python sort key per
-    document; otherwise :func:`rdistill.io.sort_query` sorts them, as the writer would."""
+def trec_order(names: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The permutation putting documents in trec_eval's order: score descending, ties by docno descending.
+
+    One float argsort, and string comparisons only inside runs of equal scores (a BM25 query has a few), rather
+    than a lexsort on the ids themselves, which compares strings for every pair and cost more than the search.
+    """
+    order = np.argsort(-values)  # quicksort, 3x a stable sort's speed: equal scores are ordered below anyway
+    v = values[order]
+    same = v[1:] == v[:-1]
+    if same.any():
+        tied = np.zeros(len(v), dtype=bool)
+        tied[1:] = same
+        tied[:-1] |= same
+        pos = np.flatnonzero(tied)
+        run = np.cumsum(np.r_[True, v[1:] != v[:-1]])[pos]  # which run of equal scores each tied one is in
+        sub = order[pos]
+        # Runs stay where they are (ascending run number); inside a run, docno descending.
+        order[pos] = sub[np.lexsort((names[sub], -run))[::-1]]
+    return order
+
+
+def ranked_arrays(candidates: np.ndarray, values: np.ndarray, ids: DocIds,
+                  k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best candidates' docnos and scores as arrays, in trec_eval's order: what bm25s returns (an
+    array of ids), ranked as a run is. With the id table the docnos are a ``U<width>`` array gathered in one call;
+    otherwise they are decoded one by one and sorted as :func:`rdistill.io.sort_query` sorts them."""
     table = ids.table()
     if table is None:
-        return dict(sort_query(zip(ids.many(candidates), values.tolist(), strict=True))[:k])
+        pairs = sort_query(zip(ids.many(candidates), values.tolist(), strict=True))[:k]
+        return np.array([d for d, _ in pairs], dtype=object), np.array([v for _, v in pairs], dtype=np.float64)
     names = table[np.asarray(candidates, dtype=np.int64)]
-    order = np.lexsort((names, values))[::-1][:k]
-    return dict(zip(names[order].tolist(), values[order].tolist(), strict=True))
+    order = trec_order(names, values)[:k]
+    return names[order], values[order]
+
+
+def ranked(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> dict[str, float]:
+    """docno -> score for the ``k`` best candidates, inserted in trec_eval's order (score, then docno, both
+    descending; :func:`ranked_arrays`), so a writer's sort (``io.sort_query``) finds one descending run, a linear
+    pass."""
+    names, scores = ranked_arrays(candidates, values, ids, k)
+    return dict(zip(names.tolist(), scores.tolist(), strict=True))
