@@ -354,7 +354,8 @@ def score_texts(scores: list[float]) -> list[str]:
     """``repr`` of each score (the shortest text that reads back bit-identical), about 8x faster for a long list.
 
     orjson writes a float with the same shortest round-trip digits as ``repr`` (both pick the closest of the
-    shortest candidates; tests compare them over a million random bit patterns), but in positional notation where
+    shortest candidates; a test compares them over 300 000 random bit patterns and 150 000 typical scores, and 6 M
+    were compared once), but in positional notation where
     ``repr`` switches to an exponent (``0.00001`` for ``1e-05``): the few such texts are redone with ``repr``, so
     the output is exactly ``map(repr, scores)``. A non-finite score (orjson writes ``null``) is refused.
     """
