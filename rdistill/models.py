@@ -467,8 +467,8 @@ def load_model(path: str, kind: Kind, device: torch.device, dtype: str | None,
     """The model a folder holds, ready for inference, and the engine that runs it.
 
     A PyTorch folder loads through transformers in fp32 / bf16 / fp16 (bf16 on the CPU: fp32 weights under bf16
-    autocast, :class:`CpuBf16`); an ONNX folder runs through ONNX Runtime as saved. ``dtype="int8"`` (CPU) runs any of them as a dynamic-int8 ONNX graph: linear layers with int8 weights,
-    activations quantised per batch; onnxruntime's MatMulInteger was faster here than torch's dynamic
+    autocast, :class:`CpuBf16`); an ONNX folder runs through ONNX Runtime as saved. ``dtype="int8"`` (CPU) runs
+    any of them as a dynamic-int8 ONNX graph: linear layers with int8 weights, activations quantised per batch; onnxruntime's MatMulInteger was faster here than torch's dynamic
     quantisation (bench/bench_score_teacher.py, README). The int8 graph is made once and cached.
     """
     graph = onnx_file(path)

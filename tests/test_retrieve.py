@@ -297,3 +297,19 @@ def test_bm25_ranking_arrays_are_search_in_order(tmp_path: Path) -> None:
     for text in load_queries(str(SAMPLE / "queries.jsonl")).values():
         names, scores = index.ranking(text, 3)
         assert list(zip(names.tolist(), scores.tolist(), strict=True)) == list(index.search(text, 3).items())
+
+
+def test_a_corrupt_index_file_is_a_one_line_error(cli, tmp_path: Path) -> None:
+    # Search reads bm25s's files itself, so it must say which one is broken instead of raising a traceback.
+    args = ["retrieve", "--corpus", SAMPLE / "corpus.jsonl", "--queries", SAMPLE / "queries.jsonl", "--k", "3",
+            "--index", tmp_path / "idx"]
+    assert cli(*args).exit_code == 0
+    for name, junk in (("vocab.index.json", b"{not json"), ("data.csc.index.npy", b"not an array")):
+        [file] = list((tmp_path / "idx").rglob(name))
+        saved = file.read_bytes()
+        file.write_bytes(junk)
+        result = cli(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.stderr, result
+        assert result.stderr.startswith(f"rdistill: error: {file}: not a readable BM25 index file"), result.stderr
+        assert result.stderr.count("\n") == 1
+        file.write_bytes(saved)

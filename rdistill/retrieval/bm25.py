@@ -210,10 +210,17 @@ class BM25Index:
         # bm25s's files, read directly rather than through bm25s.BM25.load: importing bm25s imports numba and
         # scipy.sparse (~0.2 s, a fifth of a small retrieve's wall time) for the three arrays and the vocabulary.
         files = folder / "bm25s"
-        self.vocab: dict[str, int] = orjson.loads((files / "vocab.index.json").read_bytes())
-        # Plain ndarray views of the memory-mapped arrays: np.memmap's Python-level indexing costs microseconds.
-        self.indptr, self.indices, self.data = (np.asarray(np.load(files / f"{name}.csc.index.npy", mmap_mode="r"))
-                                                for name in ("indptr", "indices", "data"))
+        file = files / "vocab.index.json"
+        try:
+            self.vocab: dict[str, int] = orjson.loads(file.read_bytes())
+            # Plain ndarray views of the memory-mapped arrays: np.memmap's Python-level indexing costs microseconds.
+            arrays = []
+            for name in ("indptr", "indices", "data"):
+                file = files / f"{name}.csc.index.npy"
+                arrays.append(np.asarray(np.load(file, mmap_mode="r", allow_pickle=False)))
+        except ValueError as exc:  # orjson's JSONDecodeError, or numpy on a file that is not an .npy array
+            raise InputError(file, None, f"not a readable BM25 index file ({exc}); rebuild it with --rebuild") from None
+        self.indptr, self.indices, self.data = arrays
         self.ids = DocIds(folder)
 
     @classmethod
