@@ -91,8 +91,9 @@ def smooth(fp32: Path, work: Path, calibration: list[dict[str, torch.Tensor]], a
     # Nodes must stay topologically sorted: put each Mul right after the node producing its input.
     order: list[onnx.NodeProto] = []
     muls = {n.input[0]: n for n in graph.node if n.name.endswith("_mul") and "_smoothed" in n.name}
+    mul_names = {m.name for m in muls.values()}
     for node in graph.node:
-        if node.name in {m.name for m in muls.values()}:
+        if node.name in mul_names:
             continue
         order.append(node)
         order.extend(muls[o] for o in node.output if o in muls)
