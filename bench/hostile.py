@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -462,10 +463,23 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
     # 7. resume journals and locks
     other = _w(w / "runs" / "other.trec", RUN.replace("9.5", "9.25"))
 
-    # a job that fails on its last chunk (q9 is not in --queries) leaves the chunks before it journaled
-    failing = _w(w / "runs" / "fails-at-q9.trec", RUN + "q9 Q0 d9 1 1.0 bm25\n")
+    # A crash leaves the chunks before it journaled (bad input would remove the journal): a job fed one query on
+    # stdin and killed -9 once that chunk is in the journal.
     jout = w / "journal" / "x.trec"
-    cli(*st, "--chunk-pairs", "2", "-o", str(jout), failing)
+    jout.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([*py, *st, "--chunk-pairs", "2", "-o", str(jout), "-"], stdin=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, cwd=w)
+    assert proc.stdin is not None
+    proc.stdin.write("".join(RUN.splitlines(True)[:5]).encode())  # q1's lines and q2's first: q1 is complete
+    proc.stdin.flush()
+    journal = Path(f"{jout}.partial")
+    deadline = time.time() + 300
+    while time.time() < deadline and not (journal.exists() and b"#chunk" in journal.read_bytes()):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    if not (journal.exists() and b"#chunk" in journal.read_bytes()):
+        raise SystemExit(f"score-teacher left no journal to resume in {journal}")
     cases.append(Case("resume/other-input", [*st, "--chunk-pairs", "2", "-o", str(jout), "--resume", other],
                       check=lambda _p, _w: not jout.exists()))
     bad_q = _w(w / "queries" / "missing-q3.jsonl", "".join(QUERIES.splitlines(True)[:2]))
@@ -492,7 +506,8 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
         "retrieve": ["retrieve", "--corpus", f["corpus.jsonl"], "--queries", f["queries.jsonl"], "--index",
                      str(w / "idx" / "out")],
         "convert": ["convert", f["groups"]],
-        "locality": [*run_commands(f)["locality"], f["run.trec"]],
+        # with a model, so that it has rows to write (coverage alone refuses -o)
+        "locality": [*run_commands(f)["locality"], "--model", f["bi"], "--device", "cpu", f["run.trec"]],
         "score-teacher": [*st, f["run.trec"]],
     }
     for name, argv in outputs.items():

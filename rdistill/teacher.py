@@ -17,6 +17,7 @@ corpus). A chunk embeds its own documents whatever was embedded before, so resum
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -29,6 +30,7 @@ import numpy as np
 
 from rdistill.errors import RdistillError, UsageError
 from rdistill.io import (
+    OUTPUT_FAULTS,
     Source,
     dumps,
     exclusive,
@@ -228,6 +230,10 @@ class JournalMismatch(UsageError):
     """--resume with input other than the journal was made from."""
 
 
+class JournalKept(UsageError):
+    """The output could not be written, but the journal of scored chunks is good and kept for --resume."""
+
+
 class Chunk(list):  # type: ignore[type-arg]
     """A chunk's (query id, pool) pairs, with ``digest``: what it was made from (each query's run lines: ids and
     scores, in file order, and its added positives). --resume compares it with the journal's, so a journal is only
@@ -313,8 +319,15 @@ def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, list[str]
     if path.exists() and not resume:
         print(f"rdistill: note: {path} exists; starting over (use --resume to continue it)", file=sys.stderr)
     fh = open(path, "wb")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
-    fh.write((header + "\n").encode())
-    _sync(fh)
+    try:
+        fh.write((header + "\n").encode())
+        _sync(fh)
+    except OSError as exc:  # a full or failing disk before any work: leave no empty journal behind
+        _close_quietly(fh)
+        path.unlink(missing_ok=True)
+        if exc.errno in OUTPUT_FAULTS:
+            raise UsageError(f"{path}: {OUTPUT_FAULTS[exc.errno]}; nothing was written") from None
+        raise
     return fh, done
 
 
@@ -326,6 +339,13 @@ def _identity(spec: str) -> Any:
         return spec  # a hub name or irds: id
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
     return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def _close_quietly(fh: Any) -> None:
+    """Close a journal whose buffer may not be writable (a full disk): what is lost is a torn tail, which
+    --resume cuts off, and the fault that matters has already been raised."""
+    with contextlib.suppress(OSError):
+        fh.close()
 
 
 def _sync(fh: Any) -> None:
@@ -367,20 +387,25 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
         try:
             return _score(run, queries, teacher, store, settings, info, name, journal, done, shard, positives,
                           output)
-        except JournalMismatch:
-            journal.close()  # the journal is good; the input is not the one it was made from
+        except (JournalMismatch, JournalKept):
+            _close_quietly(journal)  # the journal is good; the input, or the output's disk, is not
             raise
         except RdistillError:
             # Bad input: a rerun needs other input, which this journal would refuse anyway. Leave nothing behind.
-            journal.close()
+            _close_quietly(journal)
             path.unlink(missing_ok=True)
             raise
-        except BaseException:
+        except BaseException as exc:
             # A crash, Ctrl-C or a device fault: the finished chunks are good and the same command can go on.
-            journal.close()
-            if path.exists():
+            _close_quietly(journal)
+            kept = path.exists() and path.stat().st_size > len(header) + 1
+            if kept:
                 print(f"rdistill: note: finished chunks are kept in {path}; the same command with --resume "
                       "continues from them", file=sys.stderr)
+            else:
+                path.unlink(missing_ok=True)  # nothing finished: no journal to resume
+            if isinstance(exc, OSError) and exc.errno in OUTPUT_FAULTS:
+                raise UsageError(f"{path}: {OUTPUT_FAULTS[exc.errno]}") from None
             raise
 
 
@@ -423,10 +448,14 @@ def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeach
         print(f"rdistill: note: no query of the run falls in shard {shard[0]}/{shard[1]}", file=sys.stderr)
     if output is not None:
         path = journal_path(output)
-        with open(path, encoding="utf-8") as src, open_output(output) as out:
-            for line in src:
-                if not line.startswith("#"):
-                    out.write(line)
+        try:
+            with open(path, encoding="utf-8") as src, open_output(output) as out:
+                for line in src:
+                    if not line.startswith("#"):
+                        out.write(line)
+        except UsageError as exc:  # the output's disk (full, read-only): every chunk is scored; keep them
+            raise JournalKept(f"{exc}; the scores are kept in {path}: free the space and run the same command "
+                              "with --resume to write them") from None
         path.unlink()
     info.update({"queries": n_queries, "pairs": n_pairs, "resumed_chunks": skip})
     return info

@@ -330,6 +330,27 @@ def test_output_faults(cli, files, tmp_path: Path, command: str) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
+def test_full_output_keeps_the_scored_chunks_for_resume(cli, files, tmp_path: Path) -> None:
+    """Every chunk scored but the output's disk full when the journal is copied out: the journal is kept (hours
+    of scoring are not thrown away), and --resume writes the output once there is room, without rescoring."""
+    out = tmp_path / "scored.trec"
+    out.symlink_to("/dev/full")
+    argv = [*RUN_READERS["score-teacher"](files), "--chunk-pairs", "2", "-o", out]
+    result = cli(*argv, SAMPLE / "run.trec")
+    assert_handled(result, "no space left")
+    assert "--resume" in result.stderr
+    journal = Path(f"{out}.partial")
+    assert journal.read_text().count("#chunk") == 3  # a chunk per query (4 pairs each, over --chunk-pairs 2)
+    out.unlink()  # room again
+    resumed = cli(*argv, "--resume", SAMPLE / "run.trec")
+    assert resumed.exit_code == 0, resumed
+    meta = json.loads(Path(f"{out}.meta.json").read_text())
+    assert meta["resumed_chunks"] == 3  # nothing rescored
+    whole = cli(*RUN_READERS["score-teacher"](files), SAMPLE / "run.trec")
+    assert out.read_text() == whole.stdout
+    assert not journal.exists()
+
+
 def test_stdout_link_as_output_writes_to_stdout(tmp_path: Path) -> None:
     link = tmp_path / "stdout"
     link.symlink_to("/proc/self/fd/1")

@@ -74,6 +74,10 @@ def test_coverage_against_a_test_run(cli, tmp_path):
 def test_errors(cli, tmp_path):
     groups = write_groups(tmp_path / "g.jsonl")
     assert cli("locality", groups).exit_code == 2  # nothing to measure
+    # Coverage alone has no rows: -o is refused rather than left as an empty file that looks like a result.
+    refused = cli("locality", "--corpus", tmp_path, "--coverage-against", groups, "-o", tmp_path / "d.jsonl", groups)
+    assert refused.exit_code == 2 and "coverage alone writes no per-query rows" in refused.stderr
+    assert not (tmp_path / "d.jsonl").exists()
     np.savez(tmp_path / "few.npz", ids=np.array(["184"]), vectors=np.ones((1, 3), dtype=np.float32))
     result = cli("locality", "--embeddings", tmp_path / "few.npz", groups)
     assert result.exit_code == 2 and "no vector" in result.stderr

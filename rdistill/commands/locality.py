@@ -57,11 +57,16 @@ def command(
           bm25-groups.jsonl random-groups.jsonl
     """
     from rdistill.commands._common import check_distinct
+    from rdistill.errors import UsageError
     from rdistill.io import dumps, open_output, write_text_atomic
     from rdistill.locality import measure
 
     names = inputs or ["-"]
     check_distinct(names)
+    if output is not None and model is None and embeddings is None:
+        # Coverage alone has no per-query rows: -o would be an empty file that looks like a result.
+        raise UsageError("-o: coverage alone writes no per-query rows (its summary goes to stderr, or to "
+                         "--summary FILE); give --model or --embeddings for diameters")
     found = measure(names, k=k, alpha=alpha, embeddings=embeddings,
                     model=model, corpus=corpus, coverage_against=coverage_against, test_k=test_k, seed=seed,
                     batch_size=batch_size, device=device)
