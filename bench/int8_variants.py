@@ -15,7 +15,10 @@ activations per tensor). This script measures that recipe and its usual alternat
   scored), so the few activation channels with outliers no longer set the one per-batch activation scale of all;
   BERT's LayerNorm output is also its residual stream, so 1 / s is an explicit Mul per product input, not folded;
 - torch-bf16: the PyTorch model under CPU bf16 autocast (AMX or AVX512-BF16 where the CPU has them);
-  torch-s8: PyTorch's own dynamic int8 (torch.ao quantize_dynamic of every Linear, the x86 engine).
+  torch-s8: PyTorch's own dynamic int8 (torch.ao quantize_dynamic of every Linear, the x86 engine);
+- torch-tok: every Linear in int8 with one activation scale per token (row) instead of per batch, weights per
+  output channel, int32 products by torch._int_mm (TokenInt8Linear); torch-tok-sq: the same after SmoothQuant
+  (alpha 0.5, calibrated as plain-s8-sq). Per-token scales are the usual cure for per-batch scales' error.
 
 Pairs: the first --queries scifact test queries' BM25 top --depth documents (a bi-encoder embeds each document,
 a cross-encoder scores each pair; 200 document tokens), batches of 32 sorted by length as score-teacher sorts them.
@@ -102,6 +105,69 @@ def smooth(fp32: Path, work: Path, calibration: list[dict[str, torch.Tensor]], a
     graph.node.extend(order)
     onnx.save(model, str(target))
     return target
+
+
+class TokenInt8Linear(torch.nn.Module):
+    """A Linear computed in int8 with one activation scale per token (row) rather than per batch, and one weight
+    scale per output channel: int32 products by torch._int_mm, rescaled to fp32. With ``inv_smooth`` (SmoothQuant)
+    the input is first divided per channel by s and the weight columns were multiplied by s."""
+
+    def __init__(self, linear: torch.nn.Linear, smooth_scale: torch.Tensor | None = None) -> None:
+        super().__init__()
+        weight = linear.weight.detach().float()
+        if smooth_scale is not None:
+            weight = weight * smooth_scale[None, :]
+        scale = weight.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+        # [in, out] as a transposed view of the [out, in] tensor: the layout _int_mm was fastest with here.
+        self.weight_t = torch.round(weight / scale[:, None]).to(torch.int8).t()
+        self.weight_scale = scale
+        self.bias = None if linear.bias is None else linear.bias.detach().float()
+        self.inv_smooth = None if smooth_scale is None else 1.0 / smooth_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1]).float()
+        if self.inv_smooth is not None:
+            rows = rows * self.inv_smooth
+        scale = rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0
+        out = torch._int_mm(torch.round(rows / scale).to(torch.int8), self.weight_t).float()
+        out.mul_(scale).mul_(self.weight_scale)
+        if self.bias is not None:
+            out.add_(self.bias)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def token_int8(model: torch.nn.Module, calibration: list[dict[str, torch.Tensor]] | None,
+               alpha: float = 0.5) -> torch.nn.Module:
+    """A copy of ``model`` with every Linear a TokenInt8Linear; with calibration batches, SmoothQuant first (s =
+    max|X_j|^alpha / max|W_j|^(1-alpha) per input channel j, X's peaks over the calibration batches)."""
+    import copy
+
+    peaks: dict[str, torch.Tensor] = {}
+    if calibration is not None:
+        hooks = []
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear):
+                def record(_m: torch.nn.Module, inputs: tuple[torch.Tensor, ...], _o: torch.Tensor,
+                           name: str = name) -> None:
+                    peak = inputs[0].reshape(-1, inputs[0].shape[-1]).abs().amax(dim=0)
+                    peaks[name] = torch.maximum(peaks[name], peak) if name in peaks else peak
+                hooks.append(module.register_forward_hook(record))
+        with torch.inference_mode():
+            for batch in calibration:
+                model(**batch)
+        for hook in hooks:
+            hook.remove()
+    quantised = copy.deepcopy(model)
+    for name, module in list(quantised.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                full = f"{name}.{child_name}" if name else child_name
+                smooth_scale = None
+                if full in peaks:
+                    w_peak = child.weight.detach().abs().amax(dim=0).clamp_min(1e-5)
+                    smooth_scale = peaks[full].clamp_min(1e-5) ** alpha / w_peak ** (1 - alpha)
+                setattr(module, child_name, TokenInt8Linear(child, smooth_scale))
+    return quantised
 
 
 def build(name: str, fp32: Path, work: Path, config: object,
@@ -247,10 +313,23 @@ def main() -> None:
         calibration = [encode_texts(tokenizer, spare[i:i + BATCH], 200) if args.kind == "bi" else
                        encode_pairs(tokenizer, [q_texts[0]] * len(spare[i:i + BATCH]), spare[i:i + BATCH], 30, 200)
                        for i in range(0, len(spare), BATCH)]
+        def run_token(smoothed: bool) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
+            quantised = token_int8(model, calibration if smoothed else None)
+
+            def run(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+                with torch.inference_mode():
+                    out = quantised(**batch)
+                    return out.last_hidden_state if args.kind == "bi" else out.logits
+            return run
+
         variants = {"torch32": run_torch, "ort32": session(fp32)}
         for name in args.variants.split(","):
-            variants[name] = {"torch-bf16": run_bf16, "torch-s8": run_s8}.get(name) or session(
-                build(name, fp32, work, model.config, calibration))
+            if name in ("torch-bf16", "torch-s8"):
+                variants[name] = run_bf16 if name == "torch-bf16" else run_s8
+            elif name in ("torch-tok", "torch-tok-sq"):
+                variants[name] = run_token(name.endswith("-sq"))
+            else:
+                variants[name] = session(build(name, fp32, work, model.config, calibration))
         took: dict[str, list[float]] = {name: [] for name in variants}
         got: dict[str, np.ndarray] = {}
         names = list(variants)
