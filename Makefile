@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-all man lint typecheck
+.PHONY: install test test-all man lint typecheck hostile
 install:  ## Create .venv and install rdistill with its test tools, ONNX Runtime and the offline models.
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -30,6 +30,9 @@ lint:
 
 typecheck:  ## mypy over the library (settings in pyproject.toml); CI runs it.
 	$(BIN)/mypy rdistill
+
+hostile:  ## ~300 hostile inputs and OS faults through the CLI (bench/hostile.py); fails if any is not handled. CI runs it.
+	$(BIN)/python bench/hostile.py -j 2
 
 # ------------------------------------------------------------------------------------------------------------------
 # The collections. `make data` (online, once) exports scifact, cranfield and vaswani from ir_datasets into data/ as

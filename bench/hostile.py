@@ -11,9 +11,9 @@ random models) and is classified:
 - traceback: a Python traceback on stderr;
 - crash: any other ending (another exit code, several error lines, a refused valid input, a timeout).
 
-Usage: ``python bench/hostile.py [-j 2] [-k SUBSTRING] [-v]``. It prints one line per case that is not handled and
-the counts per class. Read-only and full file systems are small tmpfs mounts when the process may mount (root);
-otherwise those cases are skipped and say so.
+Usage: ``python bench/hostile.py [-j 2] [-k SUBSTRING] [-v]`` (``make hostile``). It prints one line per case that
+is not handled and the counts per class, and exits 1 if any case is not handled. Read-only and full file systems
+are small tmpfs mounts when the process may mount (root); otherwise those cases are skipped and say so.
 """
 
 from __future__ import annotations
@@ -614,10 +614,13 @@ def main() -> None:
                     print(f"{outcome:9} {case.name}: {detail}", flush=True)
         total = sum(counts.values())
         print(f"\n{total} cases: " + ", ".join(f"{k} {counts[k]}" for k in ("handled", "silent", "traceback", "crash")))
+        failed = total - counts["handled"]
     finally:
         for mnt in MOUNTS:
             subprocess.run(["umount", mnt], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
+    if failed:  # a gate for CI (make hostile): any case not handled fails it
+        sys.exit(1)
 
 
 if __name__ == "__main__":
