@@ -38,6 +38,13 @@ CONFIGS: list[tuple[str, list[str]]] = [
                                                                "--lr", "1e-4"]),
     ("cross from ms-marco-MiniLM-L-12-v2, 2 layers, lr 2e-5", [*MARCO, "--student", "cross", "--init-layers", "2",
                                                                "--lr", "2e-5"]),
+    # More of the cross-encoder: its head then reads an output closer to layer 12's, on which it was trained. The whole
+    # model is the check that the rebuild and the training path rank at all (it must start well below chance).
+    ("cross from ms-marco-MiniLM-L-12-v2, 4 layers, lr 1e-4", [*MARCO, "--student", "cross", "--init-layers", "4",
+                                                               "--lr", "1e-4"]),
+    ("cross from ms-marco-MiniLM-L-12-v2, 6 layers, lr 1e-4", [*MARCO, "--student", "cross", "--init-layers", "6",
+                                                               "--lr", "1e-4"]),
+    ("cross from ms-marco-MiniLM-L-12-v2, 12 layers, lr 2e-5", [*MARCO, "--student", "cross", "--lr", "2e-5"]),
 ]
 
 
