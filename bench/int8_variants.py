@@ -28,6 +28,7 @@ its scores against torch32 (mean, min), the largest score difference.
     .venv/bin/python bench/int8_variants.py --model all-MiniLM-L6-v2 --kind bi --queries 10 --depth 100
     .venv/bin/python bench/int8_variants.py --model ms-marco-MiniLM-L-12-v2 --kind cross --queries 5 --depth 20 \\
         --variants plain-s8,plain-u8
+    .venv/bin/python bench/int8_variants.py --gemm   # the products alone: fp32, bf16, int8
 """
 
 from __future__ import annotations
@@ -201,6 +202,31 @@ def build(name: str, fp32: Path, work: Path, config: object,
     return target
 
 
+def gemm(rows: int, shapes: list[tuple[int, int]], repeat: int = 10) -> None:
+    """The matrix products of one batch through MiniLM's Linear layers (rows = batch x tokens) in fp32, bf16 and
+    int8 (torch._int_mm, int32 out), each the median of ``repeat``: whether int8 can be faster at all here."""
+    def timed(fn: Callable[[], torch.Tensor]) -> float:
+        fn()
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1000
+
+    print(f"matrix products, {rows} rows, {torch.get_num_threads()} threads, median of {repeat} (ms; vs fp32)")
+    for k, n in shapes:
+        x, w = torch.randn(rows, k), torch.randn(n, k)
+        xb, wb = x.bfloat16(), w.bfloat16()
+        x8 = torch.randint(-127, 128, (rows, k), dtype=torch.int8)
+        w8 = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+        f32 = timed(lambda x=x, w=w: x @ w.t())  # type: ignore[misc]
+        b16 = timed(lambda x=xb, w=wb: x @ w.t())  # type: ignore[misc]
+        i8 = timed(lambda x=x8, w=w8: torch._int_mm(x, w.t()))  # type: ignore[misc]
+        print(f"{rows} x {k} by {k} x {n}: fp32 {f32:.2f}  bf16 {b16:.2f} ({f32 / b16:.2f}x)  int8 {i8:.2f} "
+              f"({f32 / i8:.2f}x)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
@@ -211,7 +237,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--calibration", type=int, default=128, help="corpus documents SmoothQuant calibrates on")
     parser.add_argument("--variants", default="plain-s8,plain-u8,plain-s8-rr,plain-s8-pt,plain-s8-x,opt32,opt-s8,opt-u8")
+    parser.add_argument("--gemm", action="store_true", help="only time MiniLM's matrix products in fp32, bf16 and "
+                        "int8 (200 tokens x 32 documents) and stop")
     args = parser.parse_args()
+    if args.gemm:
+        hidden, inner = 384, 1536
+        gemm(32 * 200, [(hidden, hidden), (hidden, inner), (inner, hidden)])
+        return
 
     import onnxruntime as ort
     from scipy.stats import kendalltau
