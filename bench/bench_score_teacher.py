@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--qrels", default=None, metavar="SPLIT", help="--int8: nDCG@10 against this split's qrels")
+    ap.add_argument("--fused", action="store_true", help="--int8: compare the variants fused with the run's own "
+                    "scores (min-max, weights 1,1), the study's BM25 + model teacher")
     ap.add_argument("--int8", action="store_true", help="measure int8 against fp32 on --model instead")
     ap.add_argument("--model", default="all-MiniLM-L6-v2", help="--int8: the real model")
     args = ap.parse_args()
@@ -223,6 +225,17 @@ def int8_main(args: argparse.Namespace) -> None:
             print(f"median ratio to fp32 per round, {label} time: " + ", ".join(
                 f"{name} {statistics.median(a / b for a, b in zip(table[name], table['fp32'], strict=True)):.2f}x"
                 for name in names[1:]))
+        if args.fused:
+            # The study's teacher: each variant's scores and the run's own (BM25's) per-query min-max normalised
+            # and summed, as `rdistill fuse --weights 1,1` does; int8's error then moves half of each score.
+            from rdistill.fusion import FuseConfig, FuseStats, fuse_query
+
+            first_stage = read_run(run)
+            config = FuseConfig(weights=(1.0, 1.0))
+            results = {name: {qid: fuse_query([first_stage[qid], docs], config, [1.0, 1.0], ["run", name], qid,
+                                              FuseStats()) for qid, docs in res.items()}
+                       for name, res in results.items()}
+            print("below: each variant fused with the run's own scores (min-max, weights 1,1)")
         base = results["fp32"]
         for name in names[1:]:
             taus = []
