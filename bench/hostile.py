@@ -528,6 +528,10 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
         cases.append(Case(f"output/stdout-link/{name}", [*outputs[name], "-o", str(link)], "accept",
                           check=lambda p, _w, n=name, lk=link: lk.is_symlink()
                           and (n not in refs or p.stdout == Path(refs[n]).read_bytes())))
+    # coverage alone has no rows to write: -o is refused, not left as an empty file that looks like a result
+    cov_out = w / "coverage-only.jsonl"
+    cases.append(Case("output/locality-coverage-only", [*run_commands(f)["locality"], "-o", str(cov_out),
+                                                        f["run.trec"]], check=lambda _p, _w: not cov_out.exists()))
     cases.append(Case("output/train-out-is-file", [*groups_commands(f, w)["train"][:-1], f["file"], f["groups"]]))
     if f["ro"]:
         cases.append(Case("output/train-out-erofs", [*groups_commands(f, w)["train"][:-1], f["ro"] + "/student",
