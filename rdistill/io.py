@@ -572,12 +572,12 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
     if path.exists() and not path.is_file():
         # A device, FIFO or /dev/stdout link: write through it. Renaming a file over it would replace the device
         # node or link itself (and /dev/full would then silently "succeed").
-        with _os_fault(path), open(path, "w", encoding="utf-8", newline="\n") as special:
+        with os_fault(path), open(path, "w", encoding="utf-8", newline="\n") as special:
             yield special  # type: ignore[misc]
         return
     _make_parent(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with _os_fault(path):
+    with os_fault(path):
         raw = open(tmp, "wb")  # noqa: SIM115 - closed below
     binary: IO[bytes] = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
                          if path.suffix == ".gz" else raw)
@@ -613,14 +613,16 @@ OUTPUT_FAULTS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk qu
 
 def _make_parent(path: Path) -> None:
     try:
-        with _os_fault(path.parent):
+        with os_fault(path.parent):
             path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:  # a file where a folder of the path should be (EEXIST is not an output fault)
         raise UsageError(f"{path}: a part of the path is a file, not a folder") from None
 
 
 @contextlib.contextmanager
-def _os_fault(path: Path) -> Iterator[None]:
+def os_fault(path: Path) -> Iterator[None]:
+    """Turn a file-system fault under ``path`` (OUTPUT_FAULTS: a full disk, a read-only folder...) into one line
+    naming it; any other OSError passes through."""
     try:
         yield
     except OSError as exc:
@@ -640,7 +642,7 @@ def exclusive(target: Source) -> Iterator[None]:
     lock = path.with_name(f".{path.name}.lock")
     _make_parent(path)
     while True:
-        with _os_fault(lock):
+        with os_fault(lock):
             fh = open(lock, "a")  # noqa: SIM115 - closed below
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -30,13 +30,13 @@ import numpy as np
 
 from rdistill.errors import RdistillError, UsageError
 from rdistill.io import (
-    OUTPUT_FAULTS,
     Source,
     dumps,
     exclusive,
     format_run_query,
     iter_run_queries,
     open_output,
+    os_fault,
     source_name,
 )
 from rdistill.schema import Qrels
@@ -320,13 +320,12 @@ def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, list[str]
         print(f"rdistill: note: {path} exists; starting over (use --resume to continue it)", file=sys.stderr)
     fh = open(path, "wb")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
     try:
-        fh.write((header + "\n").encode())
-        _sync(fh)
-    except OSError as exc:  # a full or failing disk before any work: leave no empty journal behind
+        with os_fault(path):
+            fh.write((header + "\n").encode())
+            _sync(fh)
+    except BaseException:  # a full or failing disk before any work: leave no empty journal behind
         _close_quietly(fh)
         path.unlink(missing_ok=True)
-        if exc.errno in OUTPUT_FAULTS:
-            raise UsageError(f"{path}: {OUTPUT_FAULTS[exc.errno]}; nothing was written") from None
         raise
     return fh, done
 
@@ -395,7 +394,7 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
             _close_quietly(journal)
             path.unlink(missing_ok=True)
             raise
-        except BaseException as exc:
+        except BaseException:
             # A crash, Ctrl-C or a device fault: the finished chunks are good and the same command can go on.
             _close_quietly(journal)
             kept = path.exists() and path.stat().st_size > len(header) + 1
@@ -404,9 +403,8 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
                       "continues from them", file=sys.stderr)
             else:
                 path.unlink(missing_ok=True)  # nothing finished: no journal to resume
-            if isinstance(exc, OSError) and exc.errno in OUTPUT_FAULTS:
-                raise UsageError(f"{path}: {OUTPUT_FAULTS[exc.errno]}") from None
-            raise
+            with os_fault(path):  # a full disk under the journal is one line naming it
+                raise
 
 
 def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeacher | BM25Teacher, store: Any,
