@@ -48,7 +48,7 @@ def command(
     With --coverage-against, the summary also gives the coverage of the input's whole document pool S against a
     test run's pool R (every query's top --test-k): |S n R| / |R|, the same for a random pool of |S| corpus
     documents (seeded), and the coverage normalised by the random pool's expected |S| / N. Coverage alone needs
-    no model.
+    no model, and has no per-query rows: it refuses -o (the summary goes to stderr, or to --summary).
 
     \b
     Example:
