@@ -231,7 +231,7 @@ def int8_main(args: argparse.Namespace) -> None:
             from rdistill.fusion import FuseConfig, FuseStats, fuse_query
 
             first_stage = read_run(run)
-            config = FuseConfig(weights=(1.0, 1.0))
+            config = FuseConfig()  # wsum of min-max scores; the weights are fuse_query's argument
             results = {name: {qid: fuse_query([first_stage[qid], docs], config, [1.0, 1.0], ["run", name], qid,
                                               FuseStats()) for qid, docs in res.items()}
                        for name, res in results.items()}

@@ -518,7 +518,8 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
                           check=lambda _p, _w: Path(f["full_link"]).is_symlink()))
         if f["full"]:
             cases.append(Case(f"output/enospc/{name}", [*argv, "-o", f["full"] + f"/{name}.out"],
-                              check=lambda _p, _w, n=name: not any(p.name != "filler"
+                              # only this case's own files: cases run in parallel on the one full mount
+                              check=lambda _p, _w, n=name: not any(f"{n}.out" in p.name
                                                                    for p in Path(f["full"]).iterdir())))
         if f["ro"]:
             cases.append(Case(f"output/erofs/{name}", [*argv, "-o", f["ro"] + f"/{name}.out"]))
