@@ -10,7 +10,7 @@ from rdistill.datasets import RECIPES, export
 
 app = typer.Typer(
     name="data",
-    help="Get the test collections: export them from ir_datasets as BEIR folders.\n\n"
+    help="Get the test collections: export them from ir_datasets as BEIR folders; carve a dev split.\n\n"
     "\b\nExample (the three collections of `make demo`, into data/; downloads once, online):\n"
     "  rdistill data export irds:beir/scifact data/scifact\n"
     "  rdistill data export irds:cranfield data/cranfield\n"
@@ -46,3 +46,33 @@ def export_command(
 
     summary = export(dataset, folder, quiet=not verbose())
     typer.echo(f"data export: {dataset} -> {summary.line()}", err=True)
+
+
+@app.command("split")
+def split_command(
+    source: Annotated[str, typer.Argument(help="The BEIR folder whose training split is carved.", metavar="SRC",
+                                          show_default=False)],
+    folder: Annotated[str, typer.Argument(help="The BEIR folder to write: qrels/train.tsv and qrels/dev.tsv, with "
+                                          "corpus.jsonl and queries.jsonl linked to SRC's.", metavar="DIR",
+                                          show_default=False)],
+    dev: Annotated[int, typer.Option("--dev", help="Queries to hold out as dev.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Which queries: the same seed gives the same split.")] = 42,
+    split: Annotated[str, typer.Option("--from", help="The split of SRC to carve.")] = "train",
+) -> None:
+    """Carve a dev split out of a training split, to choose configurations without touching the test split.
+
+    Each judged query of SRC's --from split is ranked by crc32 of "SEED:QUERY_ID" and the first --dev of them go
+    to DIR/qrels/dev.tsv, the others (with all their judgment lines, in SRC's order) to DIR/qrels/train.tsv. The
+    split depends only on the ids and the seed, never on file order. corpus.jsonl and queries.jsonl in DIR are
+    links to SRC's, so DIR is a BEIR folder every stage reads (--split train or --split dev); SRC's other splits
+    (test) are not carried over, so nothing tuned on DIR can see them.
+
+    \b
+    Example (the demo's dev split: 100 of scifact's 809 training queries):
+      rdistill data split ../shared/data/scifact out/dev/scifact --dev 100 --seed 42
+      rdistill retrieve --corpus out/dev/scifact --queries out/dev/scifact --split dev --k 20 > bm25.dev.trec
+    """
+    from rdistill.splits import carve
+
+    summary = carve(source, folder, dev, seed, split)
+    typer.echo(f"data split: {summary.line()}", err=True)
