@@ -97,15 +97,24 @@ class BiTeacher:
     (doc_embeddings="run") computed per chunk for the chunk's documents only."""
 
     def __init__(self, s: TeacherSettings, corpus: str) -> None:
-        from rdistill.docstore import cache_root
-        from rdistill.models import BiEncoder
-        from rdistill.retrieval.dense import DenseIndex, build_key
+        from rdistill.models import BiEncoder, resolve_model
+        from rdistill.retrieval.dense import corpus_embeddings
+        from rdistill.towers import DocumentTower, check_length
 
-        if s.max_query_length is not None and s.max_doc_length is not None and s.max_query_length != s.max_doc_length:
-            raise UsageError("a bi-encoder teacher encodes queries and documents with one length limit: give "
-                             "--max-doc-length only, or equal limits")
-        self.encoder = BiEncoder(s.model, max_length=s.max_doc_length or s.max_query_length, device=s.device,
-                                 dtype=s.dtype)
+        tower = DocumentTower.read(resolve_model(s.model))
+        if tower is not None:
+            # An asymmetric student (train --frozen-documents): its own query tower, the recorded document tower.
+            check_length(tower, s.max_doc_length)
+            self.query_encoder = BiEncoder(s.model, max_length=s.max_query_length, device=s.device, dtype=s.dtype)
+            self.encoder = tower.encoder(s.device, s.dtype)
+        else:
+            if (s.max_query_length is not None and s.max_doc_length is not None
+                    and s.max_query_length != s.max_doc_length):
+                raise UsageError("a bi-encoder teacher encodes queries and documents with one length limit: give "
+                                 "--max-doc-length only, or equal limits")
+            self.encoder = BiEncoder(s.model, max_length=s.max_doc_length or s.max_query_length, device=s.device,
+                                     dtype=s.dtype)
+            self.query_encoder = self.encoder
         if s.similarity not in ("dot", "cos"):
             raise UsageError(f"--similarity {s.similarity!r}: expected dot or cos")
         self.similarity = s.similarity
@@ -114,16 +123,15 @@ class BiTeacher:
         self.index: Any = None
         if self.needs_texts:
             return
-        key = build_key(corpus, self.encoder, False)
-        folder = (Path(s.embeddings_cache) if s.embeddings_cache else
-                  cache_root() / "teacher-embeddings" / hashlib.sha1(dumps(key).encode()).hexdigest()[:16])
-        self.index = DenseIndex.open(corpus, folder, self.encoder, batch_size=s.batch_size)
-        self.rows = _IdRows(folder, self.index.ids)
+        self.index, self.rows = corpus_embeddings(corpus, self.encoder, s.embeddings_cache, s.batch_size)
 
     def settings(self) -> dict[str, Any]:
-        return {"kind": "bi", "similarity": self.similarity, **self.encoder.settings()}
+        settings = {"kind": "bi", "similarity": self.similarity, **self.encoder.settings()}
+        if self.query_encoder is not self.encoder:
+            settings["query_tower"] = self.query_encoder.settings()
+        return settings
 
-    def _embed_unique(self, keys: list[str], texts: list[str]) -> np.ndarray:
+    def _embed_unique(self, keys: list[str], texts: list[str], encoder: Any) -> np.ndarray:
         """Embeddings of texts[i] for each i, each distinct key encoded once."""
         where: dict[str, int] = {}
         unique: list[str] = []
@@ -131,13 +139,13 @@ class BiTeacher:
             if key not in where:
                 where[key] = len(unique)
                 unique.append(text)
-        emb = self.encoder.encode(unique, batch_size=self.batch_size)
+        emb = encoder.encode(unique, batch_size=self.batch_size)
         return emb[[where[k] for k in keys]].astype(np.float64)
 
     def score(self, queries: list[str], doc_ids: list[str], texts: list[str]) -> np.ndarray:
-        q = self._embed_unique(queries, queries)
+        q = self._embed_unique(queries, queries, self.query_encoder)
         if self.index is None:
-            d = self._embed_unique(doc_ids, texts)
+            d = self._embed_unique(doc_ids, texts, self.encoder)
         else:
             d = np.asarray(self.index.embeddings[self.rows.rows(doc_ids)], dtype=np.float64)
         if self.similarity == "cos":
@@ -158,12 +166,13 @@ class BM25Teacher:
     def __init__(self, s: TeacherSettings, corpus: str) -> None:
         from rdistill.docstore import cache_root
         from rdistill.retrieval.bm25 import BM25Index, BM25Params, build_key
+        from rdistill.retrieval.store import IdRows
 
         params = BM25Params(variant=s.bm25_variant)
         folder = (Path(s.index) / "bm25" if s.index else
                   cache_root() / "bm25" / hashlib.sha1(dumps(build_key(corpus, params)).encode()).hexdigest()[:16])
         self.index = BM25Index.open(corpus, folder, params)
-        self.rows = _IdRows(folder, self.index.ids)
+        self.rows = IdRows(folder, self.index.ids)
 
     def settings(self) -> dict[str, Any]:
         return {"kind": "bm25", **self.index.params.as_dict()}
@@ -179,34 +188,6 @@ class BM25Teacher:
             token_ids = self.index.token_ids(query)
             if len(token_ids):
                 out[where] = self.index.scores(token_ids)[rows[where]]
-        return out
-
-
-class _IdRows:
-    """Document id -> embedding row through :class:`rdistill.docstore.HashIndex`, its table saved memory-mapped."""
-
-    def __init__(self, folder: Path, ids: Any) -> None:
-        from rdistill.docstore import HashIndex, id_hash
-
-        self.ids = ids
-        path = folder / "idhash.npy"
-        if not path.exists() or (folder / "meta.json").stat().st_mtime_ns > path.stat().st_mtime_ns:
-            h = np.fromiter((id_hash(ids[i]) for i in range(len(ids))), dtype=np.uint64, count=len(ids))
-            tmp = folder / f".idhash.tmp{os.getpid()}.npy"
-            np.save(tmp, np.stack(HashIndex.sorted_table(h, np.arange(len(ids), dtype=np.uint64))))
-            os.replace(tmp, path)
-        table = np.load(path, mmap_mode="r")
-        self.lookup = HashIndex(table[0], table[1])
-
-    def rows(self, doc_ids: list[str]) -> np.ndarray:
-        out = np.empty(len(doc_ids), dtype=np.int64)
-        for n, doc_id in enumerate(doc_ids):
-            for row in self.lookup.candidates(doc_id):
-                if self.ids[row] == doc_id:
-                    out[n] = row
-                    break
-            else:
-                raise UsageError(f"document {doc_id!r} is not in the corpus")
         return out
 
 

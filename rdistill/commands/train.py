@@ -51,6 +51,17 @@ def command(
     in_batch_negatives: Annotated[bool, typer.Option("--in-batch-negatives", help="Bi-encoder with lce: also "
                                                      "use the other queries' documents of the batch as "
                                                      "negatives.")] = False,
+    frozen_documents: Annotated[bool, typer.Option("--frozen-documents", help="Bi-encoder: train the query "
+                                                   "tower only; every document keeps --model's embedding (the "
+                                                   "corpus is embedded once, cached, and shared with a bi-encoder "
+                                                   "teacher of the same model and --max-doc-length: all-MiniLM-L6-v2 "
+                                                   "scores at 256 tokens), so a step encodes only queries. The "
+                                                   "folder records the document tower; score-teacher uses it.")]
+    = False,
+    doc_index: Annotated[str | None, typer.Option("--doc-index", help="With --frozen-documents: the dense index "
+                                                  "folder to take the document embeddings from (built there if "
+                                                  "absent; refused if made by another model or settings). "
+                                                  "Default: the shared cache.", metavar="DIR")] = None,
     seed: SeedOpt = 42,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="Save resumable state to "
                                                   "OUT/checkpoint every N steps (0: never).")] = 0,
@@ -89,5 +100,6 @@ def command(
         grad_accum=grad_accum, lr=lr,
         weight_decay=weight_decay, warmup=warmup, max_grad_norm=max_grad_norm, max_steps=max_steps, epochs=epochs,
         max_query_length=max_query_length, max_doc_length=max_doc_length, init_layers=init_layers,
-        pooling=pooling, in_batch_negatives=in_batch_negatives, seed=seed, checkpoint_every=checkpoint_every,
+        pooling=pooling, in_batch_negatives=in_batch_negatives, frozen_documents=frozen_documents,
+        doc_index=doc_index, seed=seed, checkpoint_every=checkpoint_every,
         resume=resume, stop_after=stop_after, device=None if device == "auto" else device, amp=amp))

@@ -19,6 +19,7 @@ from rdistill.errors import InputError
 from rdistill.retrieval.store import (
     DocIds,
     DocIdWriter,
+    IdRows,
     begin_build,
     check_reuse,
     corpus_fingerprint,
@@ -144,3 +145,20 @@ class DenseIndex:
         scores, indices = self.search_vectors(vectors, k)
         return [{self.ids[int(i)]: float(s) for s, i in zip(row_s, row_i, strict=True) if i >= 0}
                 for row_s, row_i in zip(scores, indices, strict=True)]
+
+
+def corpus_embeddings(corpus: str, encoder: Any, folder: str | None = None,
+                      batch_size: int = 64) -> tuple[DenseIndex, IdRows]:
+    """Every document of ``corpus`` embedded by ``encoder``, once: the dense index in ``folder`` (refused in one
+    line when it was built by another model or settings), or in the cache under a key of the corpus and the
+    encoder's settings, which a bi-encoder teacher and an asymmetric student of the same model share."""
+    import hashlib
+
+    from rdistill.docstore import cache_root
+    from rdistill.io import dumps
+
+    path = (Path(folder) if folder else
+            cache_root() / "teacher-embeddings" / hashlib.sha1(dumps(build_key(corpus, encoder, False)).encode())
+            .hexdigest()[:16])
+    index = DenseIndex.open(corpus, path, encoder, batch_size=batch_size)
+    return index, IdRows(path, index.ids)

@@ -246,3 +246,31 @@ def ranked(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> d
     pass."""
     names, scores = ranked_arrays(candidates, values, ids, k)
     return dict(zip(names.tolist(), scores.tolist(), strict=True))
+
+
+class IdRows:
+    """Document id -> embedding row through :class:`rdistill.docstore.HashIndex`, its table saved memory-mapped."""
+
+    def __init__(self, folder: Path, ids: Any) -> None:
+        from rdistill.docstore import HashIndex, id_hash
+
+        self.ids = ids
+        path = folder / "idhash.npy"
+        if not path.exists() or (folder / "meta.json").stat().st_mtime_ns > path.stat().st_mtime_ns:
+            h = np.fromiter((id_hash(ids[i]) for i in range(len(ids))), dtype=np.uint64, count=len(ids))
+            tmp = folder / f".idhash.tmp{os.getpid()}.npy"
+            np.save(tmp, np.stack(HashIndex.sorted_table(h, np.arange(len(ids), dtype=np.uint64))))
+            os.replace(tmp, path)
+        table = np.load(path, mmap_mode="r")
+        self.lookup = HashIndex(table[0], table[1])
+
+    def rows(self, doc_ids: list[str]) -> np.ndarray:
+        out = np.empty(len(doc_ids), dtype=np.int64)
+        for n, doc_id in enumerate(doc_ids):
+            for row in self.lookup.candidates(doc_id):
+                if self.ids[row] == doc_id:
+                    out[n] = row
+                    break
+            else:
+                raise UsageError(f"document {doc_id!r} is not in the corpus")
+        return out

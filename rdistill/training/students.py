@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import transformers
 
@@ -49,18 +50,23 @@ def _config(path: str, init_layers: int | None) -> Any:
 
 
 class Student:
-    """What the trainer needs from a student: its module, group scores with gradients, and saving."""
+    """What the trainer needs from a student: its module, group scores with gradients, and saving.
+
+    ``group_scores`` gets each group's document texts and ids; a student that never reads a document's text
+    (``needs_texts`` False: its documents are fixed embeddings) is given empty text lists."""
 
     kind: StudentKind
     model: torch.nn.Module
     tokenizer: Any
+    needs_texts = True
 
     def __init__(self, max_query_length: int, max_doc_length: int) -> None:
         self.max_query_length = max_query_length
         self.max_doc_length = max_doc_length
 
     def group_scores(self, module: torch.nn.Module, queries: Sequence[str], groups: Sequence[Sequence[str]],
-                     device: torch.device, in_batch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     device: torch.device, in_batch: bool = False,
+                     doc_ids: Sequence[Sequence[str]] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores [B, G] (padded) and the mask of real documents; column 0 is each query's positive."""
         raise NotImplementedError
 
@@ -99,7 +105,8 @@ class CrossStudent(Student):
         self.tokenizer = load_tokenizer(path)
 
     def group_scores(self, module: torch.nn.Module, queries: Sequence[str], groups: Sequence[Sequence[str]],
-                     device: torch.device, in_batch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                     device: torch.device, in_batch: bool = False,
+                     doc_ids: Sequence[Sequence[str]] = ()) -> tuple[torch.Tensor, torch.Tensor]:
         sizes = [len(g) for g in groups]
         qs = [q for q, g in zip(queries, groups, strict=True) for _ in g]
         ds = [d for g in groups for d in g]
@@ -127,10 +134,11 @@ class BiStudent(Student):
         return pool(out.last_hidden_state, batch["attention_mask"].to(device), self.pooling).float()
 
     def group_scores(self, module: torch.nn.Module, queries: Sequence[str], groups: Sequence[Sequence[str]],
-                     device: torch.device, in_batch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        sizes = [len(g) for g in groups]
+                     device: torch.device, in_batch: bool = False,
+                     doc_ids: Sequence[Sequence[str]] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        sizes = [len(g) for g in (doc_ids or groups)]
         q = self._embed(module, queries, self.max_query_length, device)
-        d = self._embed(module, [x for g in groups for x in g], self.max_doc_length, device)
+        d = self._documents(module, groups, doc_ids, device)
         if not in_batch:
             owner = torch.repeat_interleave(torch.arange(len(sizes), device=device),
                                             torch.tensor(sizes, device=device))
@@ -145,6 +153,11 @@ class BiStudent(Student):
             cols[b, 0], cols[b, start] = start, 0
         scores = full.gather(1, cols)
         return scores, torch.ones_like(scores, dtype=torch.bool)
+
+    def _documents(self, module: torch.nn.Module, groups: Sequence[Sequence[str]], doc_ids: Sequence[Sequence[str]],
+                   device: torch.device) -> torch.Tensor:
+        """The documents' embeddings, flat in group order: the tied encoder's, with gradients."""
+        return self._embed(module, [x for g in groups for x in g], self.max_doc_length, device)
 
     def save(self, folder: Path) -> None:
         super().save(folder)
@@ -163,8 +176,44 @@ class BiStudent(Student):
         (folder / "config_sentence_transformers.json").write_text(json.dumps({"similarity_fn_name": "dot"}) + "\n")
 
 
+class FrozenDocStudent(BiStudent):
+    """A bi-encoder whose document tower stays the initial model (rdistill.towers): documents are rows of the
+    corpus's dense index under that model, computed once and shared with a bi-encoder teacher of the same settings;
+    only the query tower trains, so a step encodes only the batch's queries."""
+
+    needs_texts = False
+
+    def __init__(self, path: str, model: str, corpus: str, init_layers: int | None = None,
+                 max_query_length: int = 30, max_doc_length: int | None = None, index: str | None = None) -> None:
+        from rdistill.retrieval.dense import corpus_embeddings
+        from rdistill.towers import DocumentTower
+
+        self.tower = DocumentTower.of(model, max_doc_length)
+        encoder = self.tower.encoder()
+        super().__init__(path, init_layers, max_query_length, self.tower.max_length,
+                         self.tower.pooling)  # type: ignore[arg-type]
+        self.index, self.rows = corpus_embeddings(corpus, encoder, index)
+        del encoder  # its embeddings are all it was needed for
+
+    def _documents(self, module: torch.nn.Module, groups: Sequence[Sequence[str]], doc_ids: Sequence[Sequence[str]],
+                   device: torch.device) -> torch.Tensor:
+        rows = self.rows.rows([d for g in doc_ids for d in g])
+        return torch.from_numpy(np.asarray(self.index.embeddings[rows], dtype=np.float32)).to(device)
+
+    def save(self, folder: Path) -> None:
+        super().save(folder)
+        # The query tower is the saved model; sentence-transformers reads it with the query length.
+        sbert = {"max_seq_length": self.max_query_length, "do_lower_case": False}
+        (folder / "sentence_bert_config.json").write_text(json.dumps(sbert, indent=2) + "\n")
+        self.tower.save(folder)
+
+
 def build_student(kind: StudentKind, path: str, init_layers: int | None, max_query_length: int,
-                  max_doc_length: int, pooling: Pooling = "cls") -> Student:
+                  max_doc_length: int, pooling: Pooling = "cls", frozen_documents: str | None = None,
+                  corpus: str = "", index: str | None = None) -> Student:
+    """``frozen_documents``: the model (as named) whose embeddings stand for the documents (bi only)."""
     if kind == "cross":
         return CrossStudent(path, init_layers, max_query_length, max_doc_length)
+    if frozen_documents is not None:
+        return FrozenDocStudent(path, frozen_documents, corpus, init_layers, max_query_length, max_doc_length, index)
     return BiStudent(path, init_layers, max_query_length, max_doc_length, pooling)

@@ -69,6 +69,10 @@ class TrainConfig:
     init_layers: int | None = None
     pooling: str = "cls"
     in_batch_negatives: bool = False
+    # Bi only: train the query tower alone against the initial model's document embeddings (rdistill.towers),
+    # taken from the dense index in doc_index or from the shared cache.
+    frozen_documents: bool = False
+    doc_index: str | None = None
     seed: int = 42
     checkpoint_every: int = 0
     resume: bool = False
@@ -250,6 +254,10 @@ def _check(config: TrainConfig) -> None:
     if config.in_batch_negatives and (config.student != "bi" or config.loss != "lce"):
         raise UsageError("--in-batch-negatives needs --student bi and --loss lce (teacher scores exist only for a "
                          "query's own group)")
+    if (config.frozen_documents or config.doc_index) and config.student != "bi":
+        raise UsageError("--frozen-documents needs --student bi (a cross-encoder has no document tower)")
+    if config.doc_index and not config.frozen_documents:
+        raise UsageError("--doc-index is where --frozen-documents takes the document embeddings from; give both")
     if config.max_steps is not None and config.epochs is not None:
         raise UsageError("give --max-steps or --epochs, not both")
     if config.amp not in ("none", "bf16", "fp16"):
@@ -325,10 +333,11 @@ def _train_step(step: int, student: Student, model: torch.nn.Module, opt: _Optim
         mine = [data.groups[i] for i in Schedule.share(micro, world.rank, world.size)]
         if not mine:
             continue
-        texts = [[data.store.text(d) for d in g.doc_ids] for g in mine]
+        texts = ([[data.store.text(d) for d in g.doc_ids] for g in mine] if student.needs_texts
+                 else [[] for _ in mine])
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             s, mask = student.group_scores(model, [data.queries[g.query_id] for g in mine], texts, device,
-                                           config.in_batch_negatives)
+                                           config.in_batch_negatives, [g.doc_ids for g in mine])
         t = None
         if config.loss in NEEDS_TEACHER:
             t = torch.zeros_like(s)
@@ -432,7 +441,8 @@ def _train(config: TrainConfig) -> TrainResult:
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)  # a new classification head starts from the same weights for the same seed
     student = build_student(config.student, torch_checkpoint(config.model), config.init_layers,  # type: ignore[arg-type]
-                            config.max_query_length, config.max_doc_length, config.pooling)  # type: ignore[arg-type]
+                            config.max_query_length, config.max_doc_length, config.pooling,  # type: ignore[arg-type]
+                            config.model if config.frozen_documents else None, config.corpus, config.doc_index)
     model = student.model.to(device)
     model.train()
     opt = _optimiser(model, config, total_steps)
