@@ -64,16 +64,19 @@ GROUP_SIZE ?= 8
 SEEDS ?= 42
 DEPTH ?= 200
 WINDOW ?= 1:100
-# The student and its sizes. On 2 CPU cores (the default) the student is a bi-encoder: all-MiniLM-L6-v2 cut to 2
-# layers, mean pooling, dot product, 128 document tokens, 150 steps of 4 queries, re-ranking BM25's top 20 (about 5
-# minutes a student). A cross-encoder student started from this bi-encoder checkpoint (a fresh head on a CLS token
-# it was never trained to use) stays at chance for the few hundred steps a CPU affords: its LCE loss on BM25
-# negatives is still ln 8 after 100 steps with 1 or 2 layers (bench/student_start.py, README). SCALE=paper is the
-# paper's student, a GPU job: a cross-encoder (all 6 layers), 200 document tokens, batches of 8 queries x 2
-# accumulated, lr 2e-5, bf16 autocast, re-ranking BM25's top 100; 400 steps are 8 passes over scifact's 809 training
-# queries, and there it learns (LCE 2.08 -> 0.2-0.7; README, "The cross-encoder grid"). About 5 minutes a student
-# (3 training, 2 scoring) with 6 to 8 students sharing an H100 (bench/gpu_study.py). `make grid SCALE=paper` writes
-# out/grid-paper.
+# The student and its sizes. On 2 CPU cores (the default) the student is all-MiniLM-L6-v2 (all 6 layers) as an
+# asymmetric bi-encoder: only its query tower trains (train --frozen-documents) and every document keeps the
+# embedding the teacher's MiniLM half already computed (256 tokens, cached once for the corpus), so a step encodes
+# 16 short queries and scoring a test collection encodes only its queries. Chosen on a dev split carved from
+# scifact's training queries (bench/select_student.py; docs/study.md "Choosing the student"), never on test:
+# it beat a symmetric 6-layer bi-encoder, a 4-layer cross-encoder cut from ms-marco-MiniLM-L-12-v2 and the old
+# 2-layer default there. FROZEN_DOCS= (empty) trains both towers, e.g. `make demo FROZEN_DOCS= INIT_LAYERS=2
+# MAX_DOC_LENGTH=128 BATCH=4 STEPS=150 LR=1e-4 LOSS=marginmse` is the old default. SCALE=paper is the paper's
+# student, a GPU job: a cross-encoder (all 6 layers), 200 document tokens, batches of 8 queries x 2 accumulated,
+# lr 2e-5, bf16 autocast, re-ranking BM25's top 100; 400 steps are 8 passes over scifact's 809 training queries,
+# and there it learns (LCE 2.08 -> 0.2-0.7; docs/study.md, "The cross-encoder grid"). About 5 minutes a student
+# (3 training, 2 scoring) with 6 to 8 students sharing an H100 (bench/experiments/gpu_study.py). `make grid
+# SCALE=paper` writes out/grid-paper.
 ifeq ($(SCALE),paper)
 STUDENT_KIND ?= cross
 INIT_LAYERS ?= 6
@@ -86,11 +89,14 @@ GRAD_ACCUM ?= 2
 AMP ?= bf16
 else
 STUDENT_KIND ?= bi
-INIT_LAYERS ?= 2
-MAX_DOC_LENGTH ?= 128
+FROZEN_DOCS ?= 1
+INIT_LAYERS ?=
+MAX_DOC_LENGTH ?= 256
 RERANK_DEPTH ?= 20
-STEPS ?= 150
-LR ?= 1e-4
+STEPS ?= 200
+LR ?= 2e-5
+BATCH ?= 16
+LOSS ?= kl
 endif
 # Bi-encoder students pool as all-MiniLM-L6-v2 was trained to (the paper's bi-encoders use cls).
 POOLING ?= mean
@@ -109,7 +115,8 @@ ENTROPY_T ?= 0.2
 TEACHER_SCALE ?= 5
 endif
 # The demo: two sampling sources, one loss. The grid: the paper's sources x losses, plus entropy cuts.
-DEMO_STUDENTS ?= bm25.marginmse teacher.marginmse
+LOSS ?= marginmse
+DEMO_STUDENTS ?= bm25.$(LOSS) teacher.$(LOSS)
 GRID_SAMPLINGS ?= random bm25 teacher ensemble ensemble-nofilter
 GRID_LOSSES ?= lce marginmse ranknet kl
 CUT_SAMPLING ?= bm25
@@ -232,8 +239,10 @@ $(CUT_GROUPS): $(OUT)/groups/$(CUT_SAMPLING)~%.jsonl: $(OUT)/groups/$(CUT_SAMPLI
 	$(RD) entropy --temperature $(ENTROPY_T) --keep $* -o $@ < $<
 
 # A student: students/SOURCE.LOSS.sSEED, trained on groups/SOURCE.jsonl with these arguments.
-student_args = --student $(STUDENT_KIND) $(if $(filter bi,$(STUDENT_KIND)),--pooling $(POOLING)) --model $(STUDENT) \
-  --init-layers $(INIT_LAYERS)
+# A frozen document tower exists for bi-encoders only; its pooling is the initial model's own.
+frozen = $(and $(FROZEN_DOCS),$(filter bi,$(STUDENT_KIND)))
+student_args = --student $(STUDENT_KIND) $(if $(filter bi,$(STUDENT_KIND)),$(if $(frozen),--frozen-documents,--pooling \
+  $(POOLING))) --model $(STUDENT)$(if $(INIT_LAYERS), --init-layers $(INIT_LAYERS))
 train_args = $(student_args) --loss $(word 2,$(subst ., ,$(1))) \
   --teacher-scale $(TEACHER_SCALE) --group-size $(GROUP_SIZE) --batch-size $(BATCH) --grad-accum $(GRAD_ACCUM) \
   --lr $(LR) --max-steps $(STEPS) --max-doc-length $(MAX_DOC_LENGTH)$(if $(AMP), --amp $(AMP)) --seed $(patsubst s%,%,$(word 3,$(subst ., ,$(1))))
@@ -248,7 +257,7 @@ $(OUT)/students/%/config.json: $(OUT)/groups/$$(word 1,$$(subst ., ,$$*)).jsonl 
 $(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \
                     $(OUT)/bm25.test.$$(firstword $$(subst /, ,$$*)).trec
 	@mkdir -p $(@D)
-	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --doc-embeddings run \
+	$(RD) score-teacher --model $(<D) $(call student_doc_args,$(firstword $(subst /, ,$*))) \
 	  --queries $(DATA)/$(firstword $(subst /, ,$*)) --corpus $(DATA)/$(firstword $(subst /, ,$*)) \
 	  < $(word 2,$^) -o $@
 
@@ -256,6 +265,10 @@ $(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \
 $(OUT)/baselines/%/bm25.trec: $(OUT)/bm25.test.%.trec
 	@mkdir -p $(@D)
 	cp $< $@
+# How a student embeds a collection's documents: $(call student_doc_args,COLLECTION). A frozen-document student
+# looks them up in its document tower's corpus embeddings, computed once per collection and shared by every student
+# (in domain the teacher already cached them); a student with both towers trained embeds each chunk's documents.
+student_doc_args = $(if $(frozen),,--max-doc-length $(MAX_DOC_LENGTH) --doc-embeddings run)
 bm25_index = $(OUT)/index/bm25$(if $(filter $(1),$(DATASET)),,-$(1))
 ood_args = $(if $(filter $(1),$(DATASET)),,--doc-embeddings run)
 # In domain the teacher's corpus embeddings are cached from scoring the training pools; out of domain it embeds only
@@ -274,7 +287,7 @@ $(OUT)/students/init/config.json: $(OUT)/groups/bm25.jsonl $(S)/init
 	$(RD) train $(init_args) --queries $(D) --corpus $(D) --out $(@D) < $<
 $(OUT)/baselines/%/student-init.trec: $(OUT)/students/init/config.json $(OUT)/bm25.test.%.trec
 	@mkdir -p $(@D)
-	$(RD) score-teacher --model $(<D) --max-doc-length $(MAX_DOC_LENGTH) --doc-embeddings run \
+	$(RD) score-teacher --model $(<D) $(call student_doc_args,$*) \
 	  --queries $(DATA)/$* --corpus $(DATA)/$* < $(word 2,$^) -o $@
 
 COLLECTIONS = $(DATASET) $(OOD)
