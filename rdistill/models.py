@@ -121,11 +121,11 @@ def packaged_onnx(name: str) -> Path | None:
     source = Path(list(found.submodule_search_locations)[0]) / spec.folder
     if not (source / "model.onnx").exists():
         return None
-    from rdistill.docstore import cache_root
+    from rdistill.cache import cache_dir, file_identity, short_hash
 
-    stamp = hashlib.sha1(json.dumps([str(source), (source / "model.onnx").stat().st_size,
-                                     spec.pooling, spec.normalize]).encode()).hexdigest()[:12]
-    folder = cache_root() / "models" / f"{Path(spec.folder).name}-{stamp}"
+    stamp = short_hash(json.dumps([str(source), file_identity(source / "model.onnx").size, spec.pooling,
+                                   spec.normalize]), 12)
+    folder = cache_dir("models", f"{Path(spec.folder).name}-{stamp}")
     if (folder / "model.onnx").exists():
         return folder
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
@@ -563,16 +563,17 @@ def _load_torch(path: str, kind: Kind, dtype: torch.dtype, allow_new_head: bool)
 
 def _fingerprint(path: str) -> str:
     """Identifies a model folder's weights without hashing gigabytes: names, sizes and modification times."""
+    from rdistill.cache import file_identity
+
     folder = Path(path).resolve()
-    files = sorted((str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns)
-                   for f in folder.rglob("*") if f.is_file())
+    files = sorted((str(f.relative_to(folder)), *file_identity(f)[1:]) for f in folder.rglob("*") if f.is_file())
     return hashlib.sha1(json.dumps([str(folder), files]).encode()).hexdigest()
 
 
 def _cached(path: str, what: str) -> Path:
-    from rdistill.docstore import cache_root
+    from rdistill.cache import cache_dir
 
-    return cache_root() / "onnx" / f"{Path(path).resolve().name}-{what}-{_fingerprint(path)[:16]}"
+    return cache_dir("onnx", f"{Path(path).resolve().name}-{what}-{_fingerprint(path)[:16]}")
 
 
 def export_onnx(path: str, kind: Kind, file: Path, allow_new_head: bool = False) -> Path:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from rdistill.cache import file_identity
 from rdistill.errors import RdistillError, UsageError
 from rdistill.io import (
     Source,
@@ -97,7 +98,7 @@ class BiTeacher:
     (doc_embeddings="run") computed per chunk for the chunk's documents only."""
 
     def __init__(self, s: TeacherSettings, corpus: str) -> None:
-        from rdistill.docstore import cache_root
+        from rdistill.cache import cache_dir, short_hash
         from rdistill.models import BiEncoder
         from rdistill.retrieval.dense import DenseIndex, build_key
 
@@ -116,7 +117,7 @@ class BiTeacher:
             return
         key = build_key(corpus, self.encoder, False)
         folder = (Path(s.embeddings_cache) if s.embeddings_cache else
-                  cache_root() / "teacher-embeddings" / hashlib.sha1(dumps(key).encode()).hexdigest()[:16])
+                  cache_dir("teacher-embeddings", short_hash(dumps(key))))
         self.index = DenseIndex.open(corpus, folder, self.encoder, batch_size=s.batch_size)
         self.rows = _IdRows(folder, self.index.ids)
 
@@ -156,12 +157,12 @@ class BM25Teacher:
     needs_texts = False
 
     def __init__(self, s: TeacherSettings, corpus: str) -> None:
-        from rdistill.docstore import cache_root
+        from rdistill.cache import cache_dir, short_hash
         from rdistill.retrieval.bm25 import BM25Index, BM25Params, build_key
 
         params = BM25Params(variant=s.bm25_variant)
         folder = (Path(s.index) / "bm25" if s.index else
-                  cache_root() / "bm25" / hashlib.sha1(dumps(build_key(corpus, params)).encode()).hexdigest()[:16])
+                  cache_dir("bm25", short_hash(dumps(build_key(corpus, params)))))
         self.index = BM25Index.open(corpus, folder, params)
         self.rows = _IdRows(folder, self.index.ids)
 
@@ -337,7 +338,7 @@ def _identity(spec: str) -> Any:
     if not path.exists():
         return spec  # a hub name or irds: id
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    return [list(file_identity(p)) for p in files]
 
 
 def _close_quietly(fh: Any) -> None:
