@@ -65,7 +65,7 @@ class TeacherSettings:
 class CrossTeacher:
     needs_texts = True
 
-    def __init__(self, s: TeacherSettings) -> None:
+    def __init__(self, s: TeacherSettings, corpus: str = "") -> None:  # the corpus: only a bi-encoder reads it
         from rdistill.models import CrossEncoder
 
         self.model = CrossEncoder(s.model, max_query_length=s.max_query_length or 30,
@@ -216,11 +216,14 @@ def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTea
     if settings.doc_embeddings not in ("corpus", "run"):
         raise UsageError(f"--doc-embeddings {settings.doc_embeddings!r}: expected corpus or run")
     kind = settings.kind or detect_kind(resolve_model(settings.model))
-    if kind == "cross":
-        return CrossTeacher(settings)
-    if kind == "bi":
-        return BiTeacher(settings, corpus)
-    raise UsageError(f"--kind {kind!r}: expected cross or bi")
+    if kind not in TEACHERS:
+        raise UsageError(f"--kind {kind!r}: expected {' or '.join(TEACHERS)}")
+    return TEACHERS[kind](settings, corpus)
+
+
+# The teachers a checkpoint can be (--kind, or detected from the folder): a new kind is one class with needs_texts,
+# settings() and score(queries, doc_ids, texts), and one row here. BM25 is chosen by --model bm25 instead.
+TEACHERS: dict[str, type[CrossTeacher] | type[BiTeacher]] = {"cross": CrossTeacher, "bi": BiTeacher}
 
 
 class Chunk(list):  # type: ignore[type-arg]
