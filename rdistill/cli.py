@@ -6,7 +6,6 @@ traceback instead. A closed pipe (``rdistill ... | head``) ends the program quie
 
 from __future__ import annotations
 
-import errno
 import importlib
 import math
 import os
@@ -21,7 +20,7 @@ from typer._click import exceptions as click
 from typer.core import TyperGroup
 
 from rdistill import __version__
-from rdistill.errors import RdistillError
+from rdistill.errors import OS_FAULTS, RdistillError
 
 # (name, module): each module defines ``command``, a typed function whose docstring is its --help, or ``app``, a
 # typer group of subcommands (``rdistill data export``).
@@ -71,13 +70,6 @@ def _finite_floats(command: Any) -> Any:
     return command
 
 
-# OS faults on outputs and inputs that a user fixes (a full disk, a read-only folder, a folder where a file goes).
-_OS_FAULTS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
-              errno.EISDIR: "is a folder, expected a file", errno.ENOTDIR: "a part of the path is not a folder",
-              errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large", errno.EACCES: "permission denied",
-              errno.EEXIST: "already exists", errno.ENAMETOOLONG: "name too long", errno.EIO: "input/output error"}
-
-
 class RdistillGroup(TyperGroup):
     """Adds the project-wide error policy and a ``--verbose`` accepted anywhere on the command line."""
 
@@ -116,12 +108,12 @@ class RdistillGroup(TyperGroup):
             _silence_stdout()
             raise typer.Exit(0) from None
         except OSError as exc:
-            if exc.errno not in _OS_FAULTS:
+            if exc.errno not in OS_FAULTS:
                 raise
             if verbose():
                 traceback.print_exc()
             where = f"{exc.filename}: " if exc.filename else ""
-            raise fail(f"{where}{_OS_FAULTS[exc.errno]}") from None
+            raise fail(f"{where}{OS_FAULTS[exc.errno]}") from None
         except click.UsageError as exc:
             # Bad arguments: click's own message, on the one line every other error uses.
             if verbose():

@@ -14,25 +14,19 @@ import gzip
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from rdistill import cache
+from rdistill.cache import cache_root as cache_root  # re-exported: its home was here
 from rdistill.data import corpus_file, irds_dataset, is_irds, iter_corpus, parse_document_line
 from rdistill.errors import InputError, UsageError
 from rdistill.io import dumps, write_text_atomic
 from rdistill.schema import Document
 
 INDEX_VERSION = 1
-
-
-def cache_root() -> Path:
-    """``$RDISTILL_CACHE``, else ``$XDG_CACHE_HOME/rdistill``, else ``~/.cache/rdistill``."""
-    if os.environ.get("RDISTILL_CACHE"):
-        return Path(os.environ["RDISTILL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rdistill"
 
 
 def id_hash(doc_id: str) -> int:
@@ -65,9 +59,8 @@ class HashIndex:
 
 def file_key(path: Path) -> str:
     """Identifies one version of one file: a changed corpus gets a new index, never a stale one."""
-    stat = path.stat()
-    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v{INDEX_VERSION}"
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    identity = cache.file_identity(path)
+    return cache.short_hash(f"{identity.path}|{identity.size}|{identity.mtime_ns}|v{INDEX_VERSION}")
 
 
 class DocStore:
@@ -81,7 +74,7 @@ class DocStore:
             self._count = irds_dataset(self.spec).docs_count() or 0
             return
         source = corpus_file(self.spec)
-        folder = Path(cache_dir) if cache_dir else cache_root() / "docstore" / file_key(source)
+        folder = Path(cache_dir) if cache_dir else cache.cache_dir("docstore", file_key(source))
         self._folder = folder
         if not (folder / "meta.json").exists():
             _build(source, folder)
@@ -153,9 +146,6 @@ class DocStore:
         if doc is None:
             raise UsageError(f"document {doc_id!r} is not in the corpus {self.spec}")
         return doc
-
-    def get_many(self, doc_ids: Iterable[str]) -> dict[str, Document]:
-        return {doc_id: self.get(doc_id) for doc_id in dict.fromkeys(doc_ids)}
 
     def text(self, doc_id: str) -> str:
         return self.get(doc_id).full_text

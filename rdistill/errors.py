@@ -7,7 +7,19 @@ Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import os
+
+# The one errno -> message table: file-system faults a user fixes (a full disk, a read-only folder, a folder where
+# a file goes), said in words the user can act on. The CLI turns any of them into one line; io.open_output and
+# io.os_fault catch their share of them (io.OUTPUT_FAULTS) and name the file.
+OS_FAULTS: dict[int, str] = {
+    errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large",
+    errno.EROFS: "read-only file system", errno.EIO: "input/output error", errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted", errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "is a folder, expected a file", errno.EEXIST: "already exists",
+    errno.ENAMETOOLONG: "name too long",
+}
 
 
 class RdistillError(Exception):

@@ -23,7 +23,7 @@ from typing import IO, Any, TextIO
 
 import orjson
 
-from rdistill.errors import InputError, UsageError
+from rdistill.errors import OS_FAULTS, InputError, UsageError
 from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, RunTable, as_id, check_finite, is_finite
 
 Source = str | os.PathLike[str]
@@ -173,15 +173,6 @@ def _parse_rank(text: str) -> int:
         return int(text)
     except ValueError:
         return 0
-
-
-def iter_run(source: Source) -> Iterator[RunRow]:
-    """Stream the rows of a TREC run as they appear (no sorting, no duplicate check: see :func:`read_run`)."""
-    name = source_name(source)
-    for lineno, line in iter_lines(source):
-        row = parse_run_line(line, name, lineno)
-        if row is not None:
-            yield row
 
 
 def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
@@ -604,11 +595,10 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
         raise
 
 
-# Faults of the file system under an output, each said in words the user can act on.
-OUTPUT_FAULTS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                 errno.EFBIG: "file too large", errno.EROFS: "read-only file system", errno.EIO: "input/output error",
-                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-                 errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EISDIR: "is a folder"}
+# The faults of the file system under an output that open_output and os_fault turn into one line naming the file
+# (their words: errors.OS_FAULTS); EEXIST and ENAMETOOLONG reach the CLI, which says them without the file's role.
+OUTPUT_FAULTS = {code: OS_FAULTS[code] for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO,
+                                                    errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR)}
 
 
 def _make_parent(path: Path) -> None:

@@ -1,6 +1,6 @@
 """Progress bars: tqdm on stderr, shown only when stderr is a terminal, so logs, pipes and CI stay clean.
 
-Kept apart from models.py so that stages which need no torch (BM25, sampling) can show progress without importing it.
+Kept apart from rdistill.models so that stages which need no torch (BM25, sampling) can show progress without importing it.
 """
 
 from __future__ import annotations

@@ -83,29 +83,30 @@ class SampleConfig:
 
     def check_inputs(self, runs: list[str], scores: str | None) -> None:
         """The run arguments and --scores this strategy can use (``runs`` already defaulted to stdin where the
-        strategy reads a ranking)."""
-        if self.strategy in ("window", "teacher") and len(runs) > 1:
-            raise UsageError(f"--strategy {self.strategy} takes one run; several runs are for --strategy ensemble")
-        if self.strategy == "ensemble":
-            if not runs:
-                raise UsageError("--strategy ensemble needs the runs to pool as arguments: RUN1 RUN2 ...")
-            if self.filter and scores is None and not self.emit_candidates:
-                raise UsageError("the ensemble's false-negative filter needs the teacher's scores: --scores FILE "
-                                 "(or --no-filter)")
-        if self.strategy == "random" and len(runs) > 1:
-            raise UsageError("--strategy random takes at most one run (its scores are attached)")
+        strategy reads a ranking). Every rule comes from the strategy's row in :data:`STRATEGIES`."""
+        kind, name = self.kind, self.strategy
+        if kind.max_runs is not None and len(runs) > kind.max_runs:
+            if not kind.reads_runs:
+                raise UsageError(f"--strategy {name} takes at most one run (its scores are attached)")
+            pooled = " or ".join(n for n, s in STRATEGIES.items() if s.max_runs is None)
+            raise UsageError(f"--strategy {name} takes one run; several runs are for --strategy {pooled}")
+        if kind.reads_runs and not kind.stdin and not runs:
+            raise UsageError(f"--strategy {name} needs the runs to pool as arguments: RUN1 RUN2 ..."
+                             if kind.max_runs is None else f"--strategy {name} needs a run as an argument")
+        reason = kind.needs_scores(self)
+        if reason is not None and scores is None and not self.emit_candidates:
+            raise UsageError(reason)
         if len(set(runs)) != len(runs):
             raise UsageError("a run is named twice (stdin can be read only once)")
         if scores is not None and not self.attach_scores:
             raise UsageError("--scores and --no-scores contradict each other")
 
     def meta(self) -> dict[str, object]:
+        """What each group records of how it was built: strategy, seed and the options its strategy owns."""
         meta: dict[str, object] = {"strategy": self.strategy, "seed": self.seed}
-        if self.kind.windowed:
-            meta["window"] = f"{self.window[0]}:{self.window[1]}"
-        if self.strategy == "ensemble":
-            meta.update(per_system=self.per_system, filter=self.filter, margin=self.margin,
-                        teacher_scale=self.teacher_scale)
+        for option in self.kind.options:
+            value = getattr(self, option)
+            meta[option] = ":".join(map(str, value)) if isinstance(value, tuple) else value
         return meta
 
 
@@ -358,13 +359,19 @@ Draw = Callable[["Sampler", QueryInputs], "tuple[list[str], dict[str, int]] | No
 
 
 class Strategy(NamedTuple):
-    """A sampling source: how it draws a group's negatives, and what it reads."""
+    """A sampling source: one row holds everything the code asks of a strategy's name (the checks, the meta, the
+    command's help), so a new source is one draw function and one row of :data:`STRATEGIES`."""
 
     draw: Draw
+    help: str  # its entry under "Strategies" in `rdistill sample --help` (a newline starts an indented line)
     reads_runs: bool  # draws from rankings (the driving run on stdin or as arguments); random reads none
-    windowed: bool  # draws from ranks A:B of each ranking (recorded in the meta)
+    max_runs: int | None  # run arguments it takes: 1, or None for any number (an ensemble's pool)
+    stdin: bool  # with no run argument, the (one) ranking is read from stdin
     draws_corpus: bool  # draws random documents from --corpus
     own_scores: bool  # without --scores, attaches the driving run's own scores
+    options: tuple[str, ...] = ()  # the SampleConfig fields it uses beyond the shared ones; recorded in the meta
+    # Why this configuration needs the teacher's --scores (None: it does not); --emit-candidates never does.
+    needs_scores: Callable[[SampleConfig], str | None] = lambda config: None
 
 
 def _draw_random(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]] | None:
@@ -410,14 +417,43 @@ def _draw_ensemble(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int
     return pool + pad, {"filtered": filtered, "padded": 0 if q.emit else len(pad)}
 
 
+def _filter_needs_scores(config: SampleConfig) -> str | None:
+    if not config.filter:
+        return None
+    return "the ensemble's false-negative filter needs the teacher's scores: --scores FILE (or --no-filter)"
+
+
 # The sampling sources by name (the paper's random, bm25 = window over a BM25 run, cross-encoder = teacher, and
-# ensemble). A new source is one function and one row here.
+# ensemble), in the order `rdistill sample --help` lists them. A new source is one function and one row here.
 STRATEGIES: dict[str, Strategy] = {
-    "random": Strategy(_draw_random, reads_runs=False, windowed=False, draws_corpus=True, own_scores=True),
-    "window": Strategy(_draw_window, reads_runs=True, windowed=True, draws_corpus=False, own_scores=True),
-    "teacher": Strategy(_draw_window, reads_runs=True, windowed=True, draws_corpus=False, own_scores=True),
-    "ensemble": Strategy(_draw_ensemble, reads_runs=True, windowed=True, draws_corpus=True, own_scores=False),
+    "random": Strategy(
+        _draw_random, 'G-1 documents uniform from the whole --corpus, fixed per query (source "random"); stdin\n'
+        "is not read: teacher scores come from --scores, else the groups carry none.",
+        reads_runs=False, max_runs=1, stdin=False, draws_corpus=True, own_scores=True),
+    "window": Strategy(
+        _draw_window, 'G-1 uniform from ranks A:B of the run (source "bm25" over a BM25 run; the paper: 1:100 of 200).',
+        reads_runs=True, max_runs=1, stdin=True, draws_corpus=False, own_scores=True, options=("window",)),
+    "teacher": Strategy(
+        _draw_window, 'the same over the teacher\'s re-ranking of {positives} + BM25 (source "cross-encoder").',
+        reads_runs=True, max_runs=1, stdin=True, draws_corpus=False, own_scores=True, options=("window",)),
+    "ensemble": Strategy(
+        _draw_ensemble, "at most --per-system from ranks A:B of each RUN; drop negatives scoring above min(positive\n"
+        "score) - --margin / --teacher-scale (RocketQA's false-negative filter;\n"
+        "--no-filter skips it); pad with random documents from --corpus.",
+        reads_runs=True, max_runs=None, stdin=False, draws_corpus=True, own_scores=False,
+        options=("window", "per_system", "filter", "margin", "teacher_scale"), needs_scores=_filter_needs_scores),
 }
+
+
+def strategies_help(indent: str = "") -> str:
+    """The "Strategies" paragraph of `rdistill sample --help`, one entry a row of :data:`STRATEGIES`."""
+    width = max(map(len, STRATEGIES)) + 2
+    lines = []
+    for name, row in STRATEGIES.items():
+        first, *rest = row.help.split("\n")
+        lines.append(f"{indent}  {name:<{width}}{first}")
+        lines += [f"{indent}  {'':<{width}}{line}" for line in rest]
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------------- driving

@@ -17,9 +17,7 @@ corpus). A chunk embeds its own documents whatever was embedded before, so resum
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -28,21 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from rdistill.errors import RdistillError, UsageError
+from rdistill.errors import UsageError
 from rdistill.io import (
     Source,
     dumps,
     exclusive,
     format_run_query,
     iter_run_queries,
-    open_output,
-    os_fault,
     source_name,
 )
+from rdistill.journal import Journal, JournalMismatch, header, identity, journal_path, open_journal
 from rdistill.schema import Qrels
 
-JOURNAL_MAGIC = "#rdistill-score-teacher"
-CHUNK_END = "#chunk"
+JOURNAL_MAGIC = "#rdistill-score-teacher"  # the first word of this job's journal (rdistill.journal)
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,7 @@ class TeacherSettings:
 class CrossTeacher:
     needs_texts = True
 
-    def __init__(self, s: TeacherSettings) -> None:
+    def __init__(self, s: TeacherSettings, corpus: str = "") -> None:  # the corpus: only a bi-encoder reads it
         from rdistill.models import CrossEncoder
 
         self.model = CrossEncoder(s.model, max_query_length=s.max_query_length or 30,
@@ -164,13 +160,13 @@ class BM25Teacher:
     needs_texts = False
 
     def __init__(self, s: TeacherSettings, corpus: str) -> None:
-        from rdistill.docstore import cache_root
+        from rdistill.cache import cache_dir, short_hash
         from rdistill.retrieval.bm25 import BM25Index, BM25Params, build_key
         from rdistill.retrieval.store import IdRows
 
         params = BM25Params(variant=s.bm25_variant)
         folder = (Path(s.index) / "bm25" if s.index else
-                  cache_root() / "bm25" / hashlib.sha1(dumps(build_key(corpus, params)).encode()).hexdigest()[:16])
+                  cache_dir("bm25", short_hash(dumps(build_key(corpus, params)))))
         self.index = BM25Index.open(corpus, folder, params)
         self.rows = IdRows(folder, self.index.ids)
 
@@ -200,19 +196,14 @@ def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTea
     if settings.doc_embeddings not in ("corpus", "run"):
         raise UsageError(f"--doc-embeddings {settings.doc_embeddings!r}: expected corpus or run")
     kind = settings.kind or detect_kind(resolve_model(settings.model))
-    if kind == "cross":
-        return CrossTeacher(settings)
-    if kind == "bi":
-        return BiTeacher(settings, corpus)
-    raise UsageError(f"--kind {kind!r}: expected cross or bi")
+    if kind not in TEACHERS:
+        raise UsageError(f"--kind {kind!r}: expected {' or '.join(TEACHERS)}")
+    return TEACHERS[kind](settings, corpus)
 
 
-class JournalMismatch(UsageError):
-    """--resume with input other than the journal was made from."""
-
-
-class JournalKept(UsageError):
-    """The output could not be written, but the journal of scored chunks is good and kept for --resume."""
+# The teachers a checkpoint can be (--kind, or detected from the folder): a new kind is one class with needs_texts,
+# settings() and score(queries, doc_ids, texts), and one row here. BM25 is chosen by --model bm25 instead.
+TEACHERS: dict[str, type[CrossTeacher] | type[BiTeacher]] = {"cross": CrossTeacher, "bi": BiTeacher}
 
 
 class Chunk(list):  # type: ignore[type-arg]
@@ -271,68 +262,6 @@ def score_chunk(teacher: CrossTeacher | BiTeacher | BM25Teacher, chunk: list[tup
     return "".join(out)
 
 
-def journal_path(output: str | Path) -> Path:
-    path = Path(output)
-    return path.with_name(path.name + ".partial")
-
-
-def _open_journal(path: Path, header: str, resume: bool) -> tuple[Any, list[str]]:
-    """Open the journal for appending; on resume keep its committed chunks (cut any torn tail) and return their
-    input digests."""
-    done: list[str] = []
-    if resume and path.exists():
-        keep = 0
-        with open(path, "rb") as fh:
-            first = fh.readline().decode("utf-8", "replace").rstrip("\n")
-            if first != header:
-                raise UsageError(f"{path}: this partial output was made with other settings, queries, corpus or "
-                                 "model; delete it or run without --resume to start over")
-            keep = fh.tell()
-            for line in fh:
-                if line.startswith(CHUNK_END.encode()) and line.endswith(b"\n"):
-                    fields = line.decode("utf-8", "replace").split()
-                    keep = fh.tell()
-                    done.append(fields[2] if len(fields) > 2 else "")
-        fh = open(path, "r+b")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
-        fh.truncate(keep)
-        fh.seek(keep)
-        return fh, done
-    if path.exists() and not resume:
-        print(f"rdistill: note: {path} exists; starting over (use --resume to continue it)", file=sys.stderr)
-    fh = open(path, "wb")  # type: ignore[assignment]  # noqa: SIM115 - the caller closes it
-    try:
-        with os_fault(path):
-            fh.write((header + "\n").encode())
-            _sync(fh)
-    except BaseException:  # a full or failing disk before any work: leave no empty journal behind
-        _close_quietly(fh)
-        path.unlink(missing_ok=True)
-        raise
-    return fh, done
-
-
-def _identity(spec: str) -> Any:
-    """A file or folder as it is now (path, sizes, modification times): a changed corpus or retrained model gives
-    another journal fingerprint, without hashing gigabytes."""
-    path = Path(spec)
-    if not path.exists():
-        return spec  # a hub name or irds: id
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-
-
-def _close_quietly(fh: Any) -> None:
-    """Close a journal whose buffer may not be writable (a full disk): what is lost is a torn tail, which
-    --resume cuts off, and the fault that matters has already been raised."""
-    with contextlib.suppress(OSError):
-        fh.close()
-
-
-def _sync(fh: Any) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
-
-
 def score_run(run: Source, queries: dict[str, str], corpus: str, settings: TeacherSettings,
               output: str | None = None, resume: bool = False, shard: tuple[int, int] = (0, 1),
               positives: Qrels | None = None, tag: str | None = None) -> dict[str, Any]:
@@ -357,42 +286,19 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
                         {"positives": None if positives is None else sorted((q, sorted(d.items()))
                                                                             for q, d in positives.items()),
                          "queries": hashlib.sha1(dumps(sorted(queries.items())).encode()).hexdigest(),
-                         "corpus": _identity(corpus), "model_files": _identity(settings.model)})
-    header = f"{JOURNAL_MAGIC} {hashlib.sha1(fingerprint.encode()).hexdigest()}"
+                         "corpus": identity(corpus), "model_files": identity(settings.model)})
     if output is None:
-        return _score(run, queries, teacher, store, settings, info, name, None, [], shard, positives)
-    with exclusive(output):
-        path = journal_path(output)
-        journal, done = _open_journal(path, header, resume)
-        try:
-            return _score(run, queries, teacher, store, settings, info, name, journal, done, shard, positives,
-                          output)
-        except (JournalMismatch, JournalKept):
-            _close_quietly(journal)  # the journal is good; the input, or the output's disk, is not
-            raise
-        except RdistillError:
-            # Bad input: a rerun needs other input, which this journal would refuse anyway. Leave nothing behind.
-            _close_quietly(journal)
-            path.unlink(missing_ok=True)
-            raise
-        except BaseException:
-            # A crash, Ctrl-C or a device fault: the finished chunks are good and the same command can go on.
-            _close_quietly(journal)
-            kept = path.exists() and path.stat().st_size > len(header) + 1
-            if kept:
-                print(f"rdistill: note: finished chunks are kept in {path}; the same command with --resume "
-                      "continues from them", file=sys.stderr)
-            else:
-                path.unlink(missing_ok=True)  # nothing finished: no journal to resume
-            with os_fault(path):  # a full disk under the journal is one line naming it
-                raise
+        return _score(run, queries, teacher, store, settings, info, name, None, shard, positives)
+    with exclusive(output), open_journal(output, header(JOURNAL_MAGIC, fingerprint), resume) as journal:
+        return _score(run, queries, teacher, store, settings, info, name, journal, shard, positives, output)
 
 
 def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeacher | BM25Teacher, store: Any,
-           settings: TeacherSettings, info: dict[str, Any], name: str, journal: Any, done: list[str],
+           settings: TeacherSettings, info: dict[str, Any], name: str, journal: Journal | None,
            shard: tuple[int, int], positives: Qrels | None, output: str | None = None) -> dict[str, Any]:
     from rdistill.progress import progress  # not models': BM25 scoring imports no torch
 
+    done = journal.done if journal is not None else []
     skip = len(done)
     bar = progress(None, "scoring", "pair")  # type: ignore[arg-type]  # total unknown while streaming
     n_queries = n_pairs = n_chunks = 0
@@ -413,8 +319,7 @@ def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeach
             if journal is None:
                 sys.stdout.write(lines)
             else:
-                journal.write((lines + f"{CHUNK_END} {len(chunk)} {digest}\n").encode())
-                _sync(journal)
+                journal.commit(lines, len(chunk), digest)
             bar.update(pairs)
     finally:
         bar.close()
@@ -425,16 +330,7 @@ def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeach
                          f"{skip} chunks, more than {source_name(run)} gives; delete it or run without --resume")
     if n_queries == 0:  # a valid, empty share of a small run
         print(f"rdistill: note: no query of the run falls in shard {shard[0]}/{shard[1]}", file=sys.stderr)
-    if output is not None:
-        path = journal_path(output)
-        try:
-            with open(path, encoding="utf-8") as src, open_output(output) as out:
-                for line in src:
-                    if not line.startswith("#"):
-                        out.write(line)
-        except UsageError as exc:  # the output's disk (full, read-only): every chunk is scored; keep them
-            raise JournalKept(f"{exc}; the scores are kept in {path}: free the space and run the same command "
-                              "with --resume to write them") from None
-        path.unlink()
+    if journal is not None and output is not None:
+        journal.write_output(output)
     info.update({"queries": n_queries, "pairs": n_pairs, "resumed_chunks": skip})
     return info

@@ -7,16 +7,22 @@ from typing import Annotated
 import typer
 
 from rdistill.commands._common import OutputOpt, QrelsOpt, SplitOpt
+from rdistill.sampling import STRATEGIES, strategies_help
+
+# The help read off the strategies' table, so that a new row shows up in it.
+_NAMES = list(STRATEGIES)
+_ONE = "/".join(n for n, s in STRATEGIES.items() if s.stdin)
+_SEVERAL = "/".join(n for n, s in STRATEGIES.items() if s.max_runs is None)
 
 
 def command(
     qrels: QrelsOpt,
     runs: Annotated[list[str] | None, typer.Argument(
-        help="Rankings (TREC runs, plain or .gz): one for window/teacher (default: stdin), several for ensemble.",
+        help=f"Rankings (TREC runs, plain or .gz): one for {_ONE} (default: stdin), several for {_SEVERAL}.",
         metavar="RUN", show_default=False)] = None,
     split: SplitOpt = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="random, window, teacher or ensemble (see above).")]
-    = "window",
+    strategy: Annotated[str, typer.Option("--strategy", help=f"{', '.join(_NAMES[:-1])} or {_NAMES[-1]} (see "
+                                          "above).")] = "window",
     window: Annotated[str, typer.Option("--window", help="Ranks A:B (1-based, inclusive) of each run that "
                                         "negatives are drawn from.", metavar="A:B")] = "1:100",
     group_size: Annotated[int, typer.Option("--group-size", "-G", help="Documents per group: the positive and "
@@ -66,13 +72,7 @@ def command(
 
     \b
     Strategies (the paper's sampling sources):
-      random    G-1 documents uniform from the whole --corpus, fixed per query (source "random"); stdin
-                is not read: teacher scores come from --scores, else the groups carry none.
-      window    G-1 uniform from ranks A:B of the run (source "bm25" over a BM25 run; the paper: 1:100 of 200).
-      teacher   the same over the teacher's re-ranking of {positives} + BM25 (source "cross-encoder").
-      ensemble  at most --per-system from ranks A:B of each RUN; drop negatives scoring above min(positive
-                score) - --margin / --teacher-scale (RocketQA's false-negative filter;
-                --no-filter skips it); pad with random documents from --corpus.
+    STRATEGIES_HELP
 
     The filter's margin is in the teacher's units after train's --teacher-scale: the paper's 0.5 is for a
     cross-encoder's log-probabilities (scale 1); give sample the --teacher-scale you give train (MiniLM cosines:
@@ -112,11 +112,11 @@ def command(
                           min_relevance=min_relevance, seed=seed, attach_scores=not no_scores,
                           emit_candidates=emit_candidates)
     names = list(runs or [])
-    if config.kind.reads_runs and strategy != "ensemble":
+    if config.kind.stdin:
         names = names or ["-"]
     if not config.kind.reads_runs and not names and scores is None and not no_scores and not emit_candidates:
         config = replace(config, attach_scores=False)
-        typer.echo("sample: --strategy random reads no ranking and no --scores was given: groups carry "
+        typer.echo(f"sample: --strategy {strategy} reads no ranking and no --scores was given: groups carry "
                    "\"scores\": null (list their documents with --emit-candidates, score them with "
                    "score-teacher, and pass that as --scores)", err=True)
     config.check_inputs(names, scores)
@@ -136,3 +136,7 @@ def command(
                                          "missing_groups": sampler.stats.missing_groups,
                                          "filtered": sampler.stats.filtered, "padded": sampler.stats.padded}},
                      started=start)
+
+
+# The strategies' entries, one a row of the table (see STRATEGIES_HELP above).
+command.__doc__ = (command.__doc__ or "").replace("    STRATEGIES_HELP", strategies_help("    "))

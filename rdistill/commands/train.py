@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from rdistill.commands._common import CorpusOpt, DeviceOpt, QueriesOpt, SeedOpt
+from rdistill.training.losses import loss_names, losses_help
 
 
 def command(
@@ -20,8 +21,9 @@ def command(
     = "all-MiniLM-L6-v2",
     student: Annotated[str, typer.Option("--student", help="cross (query and document in one input, 2-label "
                                          "head) or bi (tied encoder, dot product).")] = "cross",
-    loss: Annotated[str, typer.Option("--loss", help="lce (labels only), marginmse, ranknet or kl (these three "
-                                      "need the groups' teacher scores).")] = "lce",
+    loss: Annotated[str, typer.Option("--loss", help=f"{loss_names()} (see above); "
+                                      f"{loss_names(lambda row: row.needs_teacher, 'and')} need the groups' teacher "
+                                      "scores.")] = "lce",
     temperature: Annotated[float, typer.Option("--temperature", help="Softmax temperature of --loss kl.")] = 1.0,
     teacher_scale: Annotated[float, typer.Option("--teacher-scale", help="Multiply the teacher's scores by this "
                                                  "before the loss: 20 for a cosine (bi-encoder) teacher such as "
@@ -48,7 +50,8 @@ def command(
     max_query_length: Annotated[int, typer.Option("--max-query-length", min=1, help="Query tokens kept.")] = 30,
     max_doc_length: Annotated[int, typer.Option("--max-doc-length", min=1, help="Document tokens kept.")] = 200,
     pooling: Annotated[str, typer.Option("--pooling", help="Bi-encoder pooling: cls or mean.")] = "cls",
-    in_batch_negatives: Annotated[bool, typer.Option("--in-batch-negatives", help="Bi-encoder with lce: also "
+    in_batch_negatives: Annotated[bool, typer.Option("--in-batch-negatives", help="Bi-encoder with "
+                                                     f"{loss_names(lambda row: row.in_batch)}: also "
                                                      "use the other queries' documents of the batch as "
                                                      "negatives.")] = False,
     frozen_documents: Annotated[bool, typer.Option("--frozen-documents", help="Bi-encoder: train the query "
@@ -85,6 +88,10 @@ def command(
     it trains data-parallel (gloo on CPU, nccl on GPU) with the same global batch.
 
     \b
+    Losses (one fp32 loss per query, averaged over the global batch):
+    LOSSES_HELP
+
+    \b
     Example:
       rdistill train --student cross --model all-MiniLM-L6-v2 --init-layers 2 --loss marginmse \\
           --queries ../shared/data/scifact --corpus ../shared/data/scifact --group-size 8 \\
@@ -103,3 +110,7 @@ def command(
         pooling=pooling, in_batch_negatives=in_batch_negatives, frozen_documents=frozen_documents,
         doc_index=doc_index, seed=seed, checkpoint_every=checkpoint_every,
         resume=resume, stop_after=stop_after, device=None if device == "auto" else device, amp=amp))
+
+
+# The losses' entries, one a row of the table (see LOSSES_HELP above).
+command.__doc__ = (command.__doc__ or "").replace("    LOSSES_HELP", losses_help("    "))

@@ -152,13 +152,10 @@ def corpus_embeddings(corpus: str, encoder: Any, folder: str | None = None,
     """Every document of ``corpus`` embedded by ``encoder``, once: the dense index in ``folder`` (refused in one
     line when it was built by another model or settings), or in the cache under a key of the corpus and the
     encoder's settings, which a bi-encoder teacher and an asymmetric student of the same model share."""
-    import hashlib
-
-    from rdistill.docstore import cache_root
+    from rdistill.cache import cache_dir, short_hash
     from rdistill.io import dumps
 
     path = (Path(folder) if folder else
-            cache_root() / "teacher-embeddings" / hashlib.sha1(dumps(build_key(corpus, encoder, False)).encode())
-            .hexdigest()[:16])
+            cache_dir("teacher-embeddings", short_hash(dumps(build_key(corpus, encoder, False)))))
     index = DenseIndex.open(corpus, path, encoder, batch_size=batch_size)
     return index, IdRows(path, index.ids)

@@ -141,13 +141,13 @@ class DocIds:
 
 def corpus_fingerprint(spec: str) -> dict[str, Any]:
     """Enough to notice that a corpus changed: resolved path, size and modification time (no full read)."""
+    from rdistill.cache import file_identity
     from rdistill.data import corpus_file, is_irds
 
     if is_irds(spec):
         return {"corpus": spec}
-    path = corpus_file(spec).resolve()
-    stat = path.stat()
-    return {"corpus": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    identity = file_identity(corpus_file(spec))
+    return {"corpus": identity.path, "size": identity.size, "mtime_ns": identity.mtime_ns}
 
 
 def read_meta(folder: Path) -> dict[str, Any] | None:

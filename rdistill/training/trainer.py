@@ -32,7 +32,7 @@ from rdistill.io import dumps, exclusive, source_name, write_text_atomic
 from rdistill.meta import versions
 from rdistill.models import progress, resolve_device, torch_checkpoint
 from rdistill.training.data import Schedule, TrainGroup, read_groups
-from rdistill.training.losses import LOSSES, NEEDS_TEACHER
+from rdistill.training.losses import LOSSES, loss_names
 from rdistill.training.students import Student, build_student
 
 METADATA = "rdistill_train.json"
@@ -251,9 +251,9 @@ def _check(config: TrainConfig) -> None:
         raise UsageError(f"--loss {config.loss!r}: expected one of {', '.join(LOSSES)}")
     if config.student not in ("cross", "bi"):
         raise UsageError(f"--student {config.student!r}: expected cross or bi")
-    if config.in_batch_negatives and (config.student != "bi" or config.loss != "lce"):
-        raise UsageError("--in-batch-negatives needs --student bi and --loss lce (teacher scores exist only for a "
-                         "query's own group)")
+    if config.in_batch_negatives and (config.student != "bi" or not LOSSES[config.loss].in_batch):
+        raise UsageError(f"--in-batch-negatives needs --student bi and --loss {loss_names(lambda row: row.in_batch)} "
+                         "(teacher scores exist only for a query's own group)")
     if (config.frozen_documents or config.doc_index) and config.student != "bi":
         raise UsageError("--frozen-documents needs --student bi (a cross-encoder has no document tower)")
     if config.doc_index and not config.frozen_documents:
@@ -323,7 +323,7 @@ def _train_step(step: int, student: Student, model: torch.nn.Module, opt: _Optim
                 config: TrainConfig) -> tuple[float, int]:
     """One optimizer step over the step's global batch: (its mean per-query loss, this rank's pairs scored)."""
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
-    loss_fn = LOSSES[config.loss]
+    loss = LOSSES[config.loss]
     device, world = data.device, data.world
     micro_batches = data.schedule.step(step)
     n_step = sum(len(mb) for mb in micro_batches)
@@ -339,14 +339,13 @@ def _train_step(step: int, student: Student, model: torch.nn.Module, opt: _Optim
             s, mask = student.group_scores(model, [data.queries[g.query_id] for g in mine], texts, device,
                                            config.in_batch_negatives, [g.doc_ids for g in mine])
         t = None
-        if config.loss in NEEDS_TEACHER:
+        if loss.needs_teacher:
             t = torch.zeros_like(s)
             for b, g in enumerate(mine):
                 t[b, :len(g.doc_ids)] = torch.tensor(g.scores, dtype=torch.float32)
             t = t * config.teacher_scale
-        per_query = loss_fn(s.float(), t, mask, config.temperature)
-        loss = per_query.sum() / n_step
-        opt.scaler.scale(loss).backward()
+        per_query = loss.fn(s.float(), t, mask, config.temperature)
+        opt.scaler.scale(per_query.sum() / n_step).backward()
         step_loss += per_query.detach().sum()
         pairs += int(mask.sum())
     _all_reduce_grads(opt.params, world.size)
@@ -400,8 +399,8 @@ def _diverged(step: int, total: int, what: str, value: float, config: TrainConfi
               groups: list[TrainGroup]) -> Diverged:
     if config.lr > 1e-3:
         cause = f"--lr {config.lr:g} is too high for AdamW (try 1e-5 to 1e-4)"
-    elif config.loss in NEEDS_TEACHER and max((abs(x) * config.teacher_scale for g in groups for x in g.scores or ()),
-                                              default=0.0) > 1e4:
+    elif LOSSES[config.loss].needs_teacher and max(
+            (abs(x) * config.teacher_scale for g in groups for x in g.scores or ()), default=0.0) > 1e4:
         cause = "the teacher scores (times --teacher-scale) are very large; scale them down"
     elif config.amp == "fp16":
         cause = "fp16 overflow; try --amp bf16 or none"
@@ -423,11 +422,11 @@ def _train(config: TrainConfig) -> TrainResult:
 
     name = source_name(config.groups)
     groups, data_sha = read_groups(config.groups, config.group_size, config.seed,
-                                   need_scores=config.loss in NEEDS_TEACHER, loss=config.loss)
+                                   need_scores=LOSSES[config.loss].needs_teacher, loss=config.loss)
     queries = load_queries(config.queries)
     store = DocStore(config.corpus)
     _check_texts(groups, queries, store, name)
-    if config.loss in NEEDS_TEACHER:
+    if LOSSES[config.loss].needs_teacher:
         _check_float32(groups, config.teacher_scale, name)
 
     if config.max_steps is not None:
