@@ -134,7 +134,7 @@ def single_logit(model: torch.nn.Module) -> torch.nn.Module:
     that difference exactly up to float rounding, so the saved model ranks as the trained one. Training itself
     (and its checkpoints) keeps the 2-label head; a 1-logit model is returned as it is.
     """
-    config = model.config  # type: ignore[union-attr]
+    config: Any = model.config
     if config.num_labels != 2:
         return model
     heads = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m.out_features == 2]
