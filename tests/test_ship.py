@@ -203,3 +203,23 @@ def test_eval_adds_measured_ndcg_to_the_card(cli, chain: dict[str, Path]) -> Non
     # A run the card cannot attribute (BM25's, or another student's) is refused before anything is written.
     refused = cli("eval", "--qrels", CRAN, "--split", "train", "--card", chain["cross"], root / "bi.trec")
     assert refused.exit_code == 2 and "neither this student nor the teacher" in refused.stderr
+
+
+def test_onnx_student_ranks_as_the_pytorch_one(chain: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from rdistill.export import export_student
+    from rdistill.models import BiEncoder, CrossEncoder
+
+    texts, _ = pairs(chain, "cross.trec")
+    qs, ds = [t[0] for t in texts], [t[1] for t in texts]
+    torch_cross, onnx_cross = CrossEncoder(str(chain["cross"])), CrossEncoder(str(export_student(chain["cross"],
+                                                                                                 tmp_path / "cx")))
+    assert onnx_cross.engine == "onnxruntime"
+    a, b = torch_cross.score(qs, ds), onnx_cross.score(qs, ds)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert same_order(a, b, tie=1e-6)
+    torch_bi, onnx_bi = BiEncoder(str(chain["bi"])), BiEncoder(str(export_student(chain["bi"], tmp_path / "bx")))
+    assert onnx_bi.engine == "onnxruntime" and (onnx_bi.pooling, onnx_bi.max_length) == ("cls", 200)
+    ea, eb = torch_bi.encode(ds[:20]), onnx_bi.encode(ds[:20])
+    np.testing.assert_allclose(ea, eb, atol=1e-4)
+    assert (tmp_path / "cx" / "README.md").is_file() and not (tmp_path / "cx" / "model.safetensors").exists()
