@@ -44,6 +44,11 @@ def provenance(groups: str) -> dict[str, Any]:
             found["teacher"] = settings["model"]
         if teacher.get("model"):
             found["teacher_path"] = teacher["model"]
+        parts = scorer.get("inputs")
+        if not settings and isinstance(parts, list):  # rdistill fuse: name each fused teacher, if it says
+            names = [_part(read_sidecar(str(p)) or {}, "settings").get("model") for p in parts]
+            if parts and all(names):
+                found["teacher"] = f"{scorer.get('method', 'fusion')} of {' + '.join(map(str, names))}"
     return {k: v for k, v in found.items() if v not in (None, [], "")}
 
 
