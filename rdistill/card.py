@@ -141,8 +141,10 @@ def _is_local(name: str) -> bool:
     return Path(name).exists() or name.startswith((".", "/", "~"))
 
 
-def render(folder: Path) -> str:
-    """The card's text from the folder's records: what was trained, from what, and every measured figure."""
+def render(folder: Path, name: str | None = None) -> str:
+    """The card's text from the folder's records: what was trained, from what, and every measured figure.
+    ``name``: the model's name when the folder is not yet where it will live (train writes it beside --out)."""
+    name = name or folder.resolve().name
     train = _read(folder / TRAINED) or {}
     args = train.get("arguments") or {}
     kind = train.get("student", "cross")
@@ -162,15 +164,15 @@ def render(folder: Path) -> str:
         header["datasets"] = datasets
     quality = [m for m in measured if m.get("metric") == "ndcg@10" and m.get("subject") == "student"]
     if quality:
-        header["model-index"] = [{"name": folder.resolve().name, "results": [
+        header["model-index"] = [{"name": name, "results": [
             {"task": {"type": "text-ranking" if kind == "cross" else "retrieval"},
              "dataset": {"name": m["dataset"], "type": m["dataset"], "split": m.get("split") or "all"},
              "metrics": [{"type": "ndcg_at_10", "name": "nDCG@10", "value": m["value"]}]} for m in quality]}]
 
     lines = ["---", *_yaml(header), "---", "",
-             f"# {folder.resolve().name}", "",
+             f"# {name}", "",
              f"A {'cross-encoder (re-ranker)' if kind == 'cross' else 'bi-encoder (dense retriever)'} student "
-             "distilled with [rdistill](https://github.com) from a teacher's scores.", "", "## Training", ""]
+             "distilled with rdistill from a teacher's scores.", "", "## Training", ""]
     facts = [("Base model", base or None), ("Layers kept", args.get("init_layers")),
              ("Teacher", source.get("teacher")),
              ("Sampling", source.get("strategy")), ("Group size", args.get("group_size") or source.get("group_size")),
@@ -192,7 +194,7 @@ def render(folder: Path) -> str:
         lines += ["One logit per (query, document) pair, higher = more relevant: the paper's 2-label head folded "
                   "into logit1 - logit0 at save, so every loader ranks as rdistill scores it.", "",
                   "```python", "from sentence_transformers import CrossEncoder",
-                  f'model = CrossEncoder("{folder.resolve().name}")',
+                  f'model = CrossEncoder("{name}")',
                   'model.predict([("query", "document")])  # sigmoid(logit) = P(relevant)', "```", "",
                   f"rdistill cuts the query to {args.get('max_query_length', 30)} and the document to "
                   f"{args.get('max_doc_length', 200)} tokens separately; the folder's tokenizer cuts a pair to their "
@@ -201,7 +203,7 @@ def render(folder: Path) -> str:
         lines += ["Embeddings pooled and compared as trained (modules.json, 1_Pooling, dot product); documents cut "
                   f"to {args.get('max_doc_length', 200)} tokens.", "",
                   "```python", "from sentence_transformers import SentenceTransformer",
-                  f'model = SentenceTransformer("{folder.resolve().name}")',
+                  f'model = SentenceTransformer("{name}")',
                   'model.similarity(model.encode(["query"]), model.encode(["document"]))', "```", ""]
     lines += ["## Measured", ""]
     if not measured:
@@ -226,5 +228,5 @@ def _measurement_line(m: dict[str, Any], measured: list[dict[str, Any]]) -> str:
     return line + ")"
 
 
-def write_card(folder: Path) -> None:
-    write_text_atomic(folder / CARD, render(folder))
+def write_card(folder: Path, name: str | None = None) -> None:
+    write_text_atomic(folder / CARD, render(folder, name))

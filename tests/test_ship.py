@@ -178,6 +178,7 @@ def test_train_writes_a_model_card_that_parses(chain: dict[str, Path]) -> None:
         header = yaml.safe_load(text.split("---\n")[1])
         assert header["library_name"] == "sentence-transformers" and "rdistill" in header["tags"]
         assert header["datasets"] == ["cranfield"] and "model-index" not in header  # nothing measured yet
+        assert f"\n# {kind}\n" in text  # named as the folder it ended in, not the one it was written in
         body = text.split("---\n", 2)[2]
         teacher = json.loads((chain["root"] / "teacher.trec.meta.json").read_text())["settings"]["model"]
         assert f"- Teacher: {teacher}" in body and "- Loss: marginmse" in body and "- Sampling: window" in body

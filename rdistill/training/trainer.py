@@ -510,7 +510,7 @@ def _write_model(student: Student, out: Path, config: TrainConfig, data_sha: str
               "pairs_per_second": round(result.pairs_per_second, 2), "versions": versions(),
               "provenance": card.provenance(config.groups)}
     write_text_atomic(tmp / METADATA, dumps(record) + "\n")
-    card.write_card(tmp)  # README.md: the model card, from the record just written
+    card.write_card(tmp, out.name)  # README.md: the model card, from the record just written
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
