@@ -36,7 +36,9 @@ def provenance(groups: str) -> dict[str, Any]:
     found: dict[str, Any] = {"strategy": config.get("strategy"), "group_size": config.get("group_size"),
                              "runs": record.get("runs"), "scores": record.get("scores"),
                              "qrels": record.get("qrels"), "split": record.get("split")}
-    scores = record.get("scores")
+    runs = record.get("runs")
+    # Without --scores, sample attaches the driving run's own scores: that run's scorer is the teacher.
+    scores = record.get("scores") or (runs[0] if isinstance(runs, list) and len(runs) == 1 else None)
     if isinstance(scores, str):
         scorer = read_sidecar(scores) or {}
         settings, teacher = _part(scorer, "settings"), _part(scorer, "teacher")
