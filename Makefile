@@ -251,7 +251,7 @@ $(S)/students/%: FORCE
 
 .SECONDEXPANSION:
 $(OUT)/students/%/config.json: $(OUT)/groups/$$(word 1,$$(subst ., ,$$*)).jsonl $(S)/students/%
-	$(RD) train $(call train_args,$*) --queries $(D) --corpus $(D) --out $(@D) < $<
+	$(RD) train $(call train_args,$*) --queries $(D) --corpus $(D) --out $(@D) $<
 
 # A student's re-ranking of BM25's top RERANK_DEPTH on a test collection: runs/COLLECTION/STUDENT.trec.
 $(OUT)/runs/%.trec: $(OUT)/students/$$(lastword $$(subst /, ,$$*))/config.json \

@@ -408,6 +408,11 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
                        ("--equivalence-margin", "-1"), ("--equivalence-alpha", "inf")):
         cases.append(Case(f"eval/{opt}={value}", [*run_commands(f)["eval"], "--tests", opt, value, f["run.trec"],
                                                   noncontig]))
+    # eval --card: a run with no sidecar cannot be attributed; a folder that is no student is refused
+    cases.append(Case("eval/--card=run-without-sidecar", [*run_commands(f)["eval"], "--card", f["dir"],
+                                                          f["run.trec"]]))
+    cases.append(Case("eval/--card=missing-folder", [*run_commands(f)["eval"], "--card", str(w / "no-student"),
+                                                     f["run.trec"]]))
     cases.append(Case("sample/--margin=nan", [*run_commands(f)["sample"], "--filter", "margin", "--margin", "nan",
                                               "--scores", f["run.trec"], f["run.trec"]]))
     # checkpoints are data: a crafted state.pt must not run anything

@@ -63,6 +63,16 @@ def test_make_demo_runs_the_whole_chain(tmp_path: Path, tiny_cross: Path, tiny_b
             run = out / "runs" / collection / f"{student}.trec"
             assert run.stat().st_size > 0
     assert (out / "entropy_vs_ndcg.png").stat().st_size > 0
+    # Each student ships (issue 31): sentence-transformers loads it as trained, and its model card parses and says
+    # how it was made, the sampling source included (train reads the groups file, so its sidecar).
+    import yaml
+    from sentence_transformers import SentenceTransformer
+
+    for student in ("bm25.marginmse.s42", "teacher.marginmse.s42"):
+        card = (out / "students" / student / "README.md").read_text()
+        assert yaml.safe_load(card.split("---\n")[1])["datasets"] == ["cran"]
+        assert f"\n# {student}\n" in card and "- Loss: marginmse" in card and "- Sampling: " in card
+        assert SentenceTransformer(str(out / "students" / student), device="cpu").similarity_fn_name == "dot"
     # The default teacher is the fusion of BM25 and TEACHER_MODEL over the same pools, positives included.
     fused = (out / "teacher.train.trec").read_text().splitlines()
     assert fused and all(line.endswith(" fused") and 0.0 <= float(line.split()[4]) <= 2.0 for line in fused)

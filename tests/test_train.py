@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -115,9 +116,11 @@ def test_contract_cross_student_loads_for_reranking(cli, tmp_path: Path, tiny_cr
 
     assert detect_kind(str(out)) == "cross"
     model = CrossEncoder(str(out))
-    assert model.model.config.num_hidden_layers == 1 and model.model.config.num_labels == 2
+    # Saved with the field's single logit (issue 31): logit1 - logit0 of the trained 2-label head, whose
+    # -softplus(-logit) is the log P(relevant) training optimised.
+    assert model.model.config.num_hidden_layers == 1 and model.model.config.num_labels == 1
     scores = model.score(["how does BM25 score documents"] * 2, ["BM25 ranks documents", "aerofoil lift"])
-    assert scores.shape == (2,) and (scores < 0).all()  # log P(relevant)
+    assert scores.shape == (2,) and np.isfinite(scores).all() and (-np.logaddexp(0, -scores) < 0).all()
     if "score-teacher" in commands():
         rerank = cli("score-teacher", "--model", out, "--queries", SAMPLE / "queries.jsonl", "--corpus",
                      SAMPLE / "corpus.jsonl", input=(SAMPLE / "run.trec").read_text())
@@ -322,4 +325,6 @@ def test_inference_scores_what_training_scored(tmp_path: Path, tiny_cross: Path,
     student.save(tmp_path / "student")
     loaded = CrossEncoder(str(tmp_path / "student")).score([q for q, g in zip(qs, ds, strict=True) for _ in g],
                                                            [d for g in ds for d in g])
-    assert torch.allclose(trained.flatten().double(), torch.from_numpy(loaded), atol=1e-6)
+    # The saved head is the single logit logit1 - logit0; log P(relevant) = -softplus(-logit) is what training saw.
+    log_p = -torch.nn.functional.softplus(-torch.from_numpy(loaded))
+    assert torch.allclose(trained.flatten().double(), log_p, atol=1e-6)

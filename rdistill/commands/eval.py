@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -49,6 +49,10 @@ def command(
     tost_alpha: Annotated[float, typer.Option("--equivalence-alpha", help="Level of the two one-sided tests "
                                               "(the paper's 0.10).")] = DEFAULT_TOST_ALPHA,
     output: OutputOpt = None,
+    card: Annotated[str | None, typer.Option("--card", metavar="FOLDER", help="A student folder from rdistill "
+                                             "train: add each run's nDCG@10 to its model card (README.md), as "
+                                             "the student's or its teacher's, by the model each run's sidecar "
+                                             "names.")] = None,
 ) -> None:
     """Evaluate TREC runs against qrels, exactly as trec_eval would, and compare them.
 
@@ -69,6 +73,8 @@ def command(
           --metrics ndcg@10,map,mrr,precision@10,recall@100 --json run.trec
       rdistill eval --qrels sample_data/qrels.txt -q sample_data/run.trec
       rdistill eval --qrels ../shared/data/scifact --split test bm25.trec dense.trec student.trec
+      rdistill eval --qrels ../shared/data/cranfield --split test --card students/cross \\
+          student.test.trec teacher.test.trec
     """
     from rdistill.data import load_qrels
     from rdistill.evaluation import evaluate_many, parse_measures
@@ -88,6 +94,9 @@ def command(
     if baseline is not None and baseline not in names:
         raise UsageError(f"--baseline {baseline!r} is not one of the runs given: {', '.join(names)}")
     measures = parse_measures(metrics)  # before reading anything: a typo fails fast
+    if card is not None and "ndcg@10" not in [m.name for m in measures]:
+        raise UsageError("--card records nDCG@10: include ndcg@10 in --metrics")
+    subjects = _card_subjects(card, names)
     judged = load_qrels(qrels, split)
     loaded = [(name, read_run_table(name)) for name in names]
     evaluations = evaluate_many(judged, loaded, measures, complete=complete, rel_level=rel_level)
@@ -106,3 +115,29 @@ def command(
 
     with open_output(output) as out:
         write_evaluations(out, evaluations, keys, digits, per_query=per_query, json=json, comparison=comparison)
+    if card is not None:
+        _add_to_card(card, subjects, evaluations, qrels, split, complete)
+
+
+def _card_subjects(card: str | None, names: list[str]) -> dict[str, str]:
+    """Each run's subject on the card (student or teacher), checked before any evaluation runs."""
+    if card is None:
+        return {}
+    from pathlib import Path
+
+    from rdistill.card import subject
+
+    return {name: subject(Path(card), name) for name in names}
+
+
+def _add_to_card(card: str, subjects: dict[str, str], evaluations: list[Any], qrels: str, split: str | None,
+                 complete: bool) -> None:
+    from pathlib import Path
+
+    from rdistill.card import dataset_name, record
+
+    for evaluation in evaluations:
+        value = evaluation.mean["ndcg@10"]
+        record(Path(card), {"metric": "ndcg@10", "value": float(value), "subject": subjects[evaluation.name],
+                            "run": evaluation.name, "dataset": dataset_name(qrels), "split": split,
+                            "queries": len(evaluation.queries), "complete": complete})

@@ -5,6 +5,7 @@ saved as folders those commands load directly.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -113,6 +114,55 @@ class CrossStudent(Student):
         batch = encode_pairs(self.tokenizer, qs, ds, self.max_query_length, self.max_doc_length)
         logits = module(**{k: v.to(device) for k, v in batch.items()}).logits
         return _pad(cross_encoder_scores(logits), sizes)
+
+
+    def save(self, folder: Path) -> None:
+        """Save the student as the field's single-logit cross-encoder (see :func:`single_logit`), with the length
+        sentence-transformers' CrossEncoder cuts a pair to: rdistill's two limits plus the pair's special tokens."""
+        model = single_logit(self.model)
+        model.save_pretrained(folder)  # type: ignore[operator]
+        tokenizer = copy.copy(self.tokenizer)
+        tokenizer.model_max_length = (self.max_query_length + self.max_doc_length
+                                      + tokenizer.num_special_tokens_to_add(pair=True))
+        tokenizer.save_pretrained(folder)
+
+
+# What sentence-transformers' CrossEncoder applies to a 1-logit head in predict(): sigmoid(logit1 - logit0) is the
+# 2-label head's softmax P(relevant), so CrossEncoder.predict returns the probability the student was trained on.
+ST_ACTIVATION = "torch.nn.modules.activation.Sigmoid"
+
+
+def single_logit(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of a 2-label classifier with its last linear layer folded into one logit, logit1 - logit0.
+
+    rdistill scores a 2-label head by log_softmax(logits)[1] = -softplus(logit0 - logit1), a strictly increasing
+    function of logit1 - logit0; the field's rerankers (ms-marco cross-encoders, sentence-transformers'
+    CrossEncoder, text-ranking services) expect one logit, higher = more relevant. Rows (w1 - w0, b1 - b0) compute
+    that difference exactly up to float rounding, so the saved model ranks as the trained one. Training itself
+    (and its checkpoints) keeps the 2-label head; a 1-logit model is returned as it is.
+    """
+    config: Any = model.config
+    if config.num_labels != 2:
+        return model
+    heads = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m.out_features == 2]
+    if not heads:
+        raise UsageError("the cross student has 2 labels but no 2-output linear layer to fold into one logit")
+    out = copy.deepcopy(model)
+    head = out.get_submodule(heads[-1])  # the last one: the layer that writes the logits
+    assert isinstance(head, torch.nn.Linear)
+    folded = torch.nn.Linear(head.in_features, 1, bias=head.bias is not None, dtype=head.weight.dtype)
+    with torch.no_grad():
+        w = head.weight.double()
+        folded.weight.copy_((w[1] - w[0]).unsqueeze(0))
+        if head.bias is not None:
+            b = head.bias.double()
+            folded.bias.copy_((b[1] - b[0]).unsqueeze(0))
+    parent, _, leaf = heads[-1].rpartition(".")
+    setattr(out.get_submodule(parent) if parent else out, leaf, folded)
+    out.config.num_labels = 1  # type: ignore[union-attr]
+    out.config.problem_type = None  # type: ignore[union-attr]
+    out.config.sentence_transformers = {"activation_fn": ST_ACTIVATION}  # type: ignore[union-attr]
+    return out
 
 
 class BiStudent(Student):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from rdistill import card
 from rdistill.data import load_queries
 from rdistill.distributed import World
 from rdistill.docstore import DocStore
@@ -515,8 +516,10 @@ def _write_model(student: Student, out: Path, config: TrainConfig, data_sha: str
               "groups": source_name(config.groups), "groups_sha256": data_sha, "groups_count": n_groups,
               "world_size": world, "steps": steps, "final_loss": result.losses[-1] if result.losses else None,
               "losses": result.losses, "seconds": round(result.seconds, 3),
-              "pairs_per_second": round(result.pairs_per_second, 2), "versions": versions()}
+              "pairs_per_second": round(result.pairs_per_second, 2), "versions": versions(),
+              "provenance": card.provenance(config.groups)}
     write_text_atomic(tmp / METADATA, dumps(record) + "\n")
+    card.write_card(tmp, out.name)  # README.md: the model card, from the record just written
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
