@@ -68,11 +68,11 @@ WINDOW ?= 1:100
 # layers, mean pooling, dot product, 128 document tokens, 150 steps of 4 queries, re-ranking BM25's top 20 (about 5
 # minutes a student). A cross-encoder student started from this bi-encoder checkpoint (a fresh head on a CLS token
 # it was never trained to use) stays at chance for the few hundred steps a CPU affords: its LCE loss on BM25
-# negatives is still ln 8 after 100 steps with 1 or 2 layers (bench/student_start.py, README). SCALE=paper is the
+# negatives is still ln 8 after 100 steps with 1 or 2 layers (bench/experiments/student_start.py, docs/study.md). SCALE=paper is the
 # paper's student, a GPU job: a cross-encoder (all 6 layers), 200 document tokens, batches of 8 queries x 2
 # accumulated, lr 2e-5, bf16 autocast, re-ranking BM25's top 100; 400 steps are 8 passes over scifact's 809 training
-# queries, and there it learns (LCE 2.08 -> 0.2-0.7; README, "The cross-encoder grid"). About 5 minutes a student
-# (3 training, 2 scoring) with 6 to 8 students sharing an H100 (bench/gpu_study.py). `make grid SCALE=paper` writes
+# queries, and there it learns (LCE 2.08 -> 0.2-0.7; docs/study.md, "The cross-encoder grid"). About 5 minutes a student
+# (3 training, 2 scoring) with 6 to 8 students sharing an H100 (bench/experiments/gpu_study.py). `make grid SCALE=paper` writes
 # out/grid-paper.
 ifeq ($(SCALE),paper)
 STUDENT_KIND ?= cross
@@ -99,7 +99,7 @@ GRAD_ACCUM ?= 1
 # Entropy temperature and the losses' scale (train --teacher-scale, also sample's, which divides the ensemble
 # filter's 0.5 margin by it), set per teacher. minilm: all-MiniLM-L6-v2's scores are cosines in [-1, 1], whose
 # softmax at T = 1 is nearly flat; sentence-transformers scales them by 20 in training, i.e. T = 0.05, and the losses
-# take the cosines x 20. fused: scores in [0, 2], so T = 0.2 and x 5 (README, "Settings"). Use 1 and 1 for a
+# take the cosines x 20. fused: scores in [0, 2], so T = 0.2 and x 5 (docs/study.md, "Settings"). Use 1 and 1 for a
 # cross-encoder's log-probabilities.
 ifeq ($(TEACHER),minilm)
 ENTROPY_T ?= 0.05

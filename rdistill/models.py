@@ -464,7 +464,7 @@ def onnx_is_quantised(file: Path) -> bool:
 
 def native_bf16_cpu() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX-BF16 or AVX512-BF16): there bf16 autocast
-    beat every int8 recipe in speed and in the order it keeps (bench/int8_variants.py)."""
+    beat every int8 recipe in speed and in the order it keeps (bench/experiments/int8_variants.py)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -484,7 +484,7 @@ def load_model(path: str, kind: Kind, device: torch.device, dtype: str | None,
     autocast, :class:`CpuBf16`); an ONNX folder runs through ONNX Runtime as saved. ``dtype="int8"`` (CPU) runs
     any of them as a dynamic-int8 ONNX graph: linear layers with int8 weights, activations quantised per batch
     (onnxruntime's MatMulInteger was faster than torch's dynamic quantisation on an AVX2 and an AVX-512 VNNI CPU,
-    bench/bench_score_teacher.py, README). The int8 graph is made once and cached. On a CPU with native bf16 a
+    bench/bench_score_teacher.py, docs/performance.md). The int8 graph is made once and cached. On a CPU with native bf16 a
     note says that bf16 is the better choice there.
     """
     graph = onnx_file(path)
@@ -494,7 +494,7 @@ def load_model(path: str, kind: Kind, device: torch.device, dtype: str | None,
         if graph is None and native_bf16_cpu():  # a PyTorch folder, which --dtype bf16 can run
             print("rdistill: note: this CPU computes bf16 natively (AMX or AVX512-BF16): --dtype bf16 is faster "
                   "than int8 here and keeps the teacher's order (Kendall tau 0.998 against int8's 0.935 on "
-                  "MiniLM; README, Teacher scoring on a CPU)", file=sys.stderr)
+                  "MiniLM; docs/performance.md, Teacher scoring)", file=sys.stderr)
         return "onnxruntime-int8", OnnxModel(int8_graph(path, kind, allow_new_head), device)
     if graph is not None:
         if dtype not in (None, "auto", "fp32", "float32"):
@@ -520,7 +520,7 @@ class CpuBf16(torch.nn.Module):
     Matrix products run in bf16 with fp32 accumulation (AMX or AVX512-BF16 kernels where the CPU has them); weights
     stay fp32 and autocast keeps LayerNorm, softmax and the rest in fp32; the pooler and classification head run
     in fp32 on fp32 inputs, so a cross-encoder's logits are not rounded to bf16's 8 bits. Measured against fp32 on
-    MiniLM (bench/int8_variants.py, README): 2.63x faster on an AMX CPU, Kendall tau 0.998. Casting the weights
+    MiniLM (bench/experiments/int8_variants.py, docs/performance.md): 2.63x faster on an AMX CPU, Kendall tau 0.998. Casting the weights
     to bf16 instead (what ``--dtype bf16`` does on a GPU) also rounds every LayerNorm and residual sum.
     """
 
