@@ -129,3 +129,32 @@ def test_readme_test_commands_are_what_ci_runs() -> None:
         assert target in readme_targets, f".ci/run runs `make {target}`, which the README's commands do not show"
     for target in readme_targets:
         assert re.search(rf"^{re.escape(target)}:", makefile, flags=re.M), f"README names `make {target}`: no such target"
+
+
+def test_readme_is_short_and_docs_read_as_reports() -> None:
+    """The README stays a few screens; the docs name machines and dates, never a working session."""
+    assert README.stat().st_size <= 16 * 1024, "README.md is over 16 KB: move the detail to docs/"
+    diary = re.compile(r"this session|earlier session|the session before|last session", re.I)
+    for path in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not diary.search(line), f"{path.name}:{number}: say which machine and when, not which session"
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_doc_links_resolve() -> None:
+    """Every relative link in the README, docs/ and bench/README.md names a file that exists, and a heading in it."""
+    pages = [README, ROOT / "DEVELOPING.md", ROOT / "bench" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            assert file.exists(), f"{page.name} links to {target}: no such file"
+            if anchor and file.suffix == ".md":
+                headings = re.findall(r"^#+ (.*)$", file.read_text(encoding="utf-8"), flags=re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{page.name} links to {target}: no such heading"
