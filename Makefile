@@ -105,7 +105,7 @@ GRAD_ACCUM ?= 1
 # Entropy temperature and the losses' scale (train --teacher-scale, also sample's, which divides the ensemble
 # filter's 0.5 margin by it), set per teacher. minilm: all-MiniLM-L6-v2's scores are cosines in [-1, 1], whose
 # softmax at T = 1 is nearly flat; sentence-transformers scales them by 20 in training, i.e. T = 0.05, and the losses
-# take the cosines x 20. fused: scores in [0, 2], so T = 0.2 and x 5 (README, "Settings"). Use 1 and 1 for a
+# take the cosines x 20. fused: scores in [0, 2], so T = 0.2 and x 5 (docs/study.md, "Settings"). Use 1 and 1 for a
 # cross-encoder's log-probabilities.
 ifeq ($(TEACHER),minilm)
 ENTROPY_T ?= 0.05

@@ -1,7 +1,7 @@
-"""The paired t-tests the README quotes for a study folder: sampling sources (each against random, then each against
+"""The paired t-tests docs/study.md quotes for a study folder: sampling sources (each against random, then each against
 BM25, per loss) and entropy cuts (each cut against the same source and loss trained on all queries).
 
-`rdistill report` marks equivalence to the best system; the README's questions are differences from a named
+`rdistill report` marks equivalence to the best system; the study's questions are differences from a named
 reference, so this script runs the same machinery (rdistill.report's discovery and seed averaging per query,
 rdistill.stats.compare's paired t-test with Holm's correction within each block) against those references.
 

@@ -90,7 +90,7 @@ def command(
     exported and quantised once into rdistill's cache; the sidecar records the engine. On a CPU with AMX
     (Intel Xeon since Sapphire Rapids) --dtype bf16 is the faster choice: matrix products in bf16, everything
     else and the head in fp32; measured on MiniLM, 2.6x fp32 with per-query Kendall tau 0.998 against fp32,
-    where int8 gave 1.05x and tau 0.935 (README, "Teacher scoring on a CPU").
+    where int8 gave 1.05x and tau 0.935 (docs/performance.md, "Teacher scoring").
 
     --qrels (with --split for a BEIR folder) adds each query's judged positives (relevance > 0) to its pool
     before scoring, as the paper scores {positive} + BM25@200.

@@ -24,7 +24,7 @@ def load(path: str, kind: Kind, device: torch.device, dtype: str | None, allow_n
     label (recorded in the encoders' settings).
 
     int8: linear layers with int8 weights, activations quantised per batch (onnxruntime's MatMulInteger was faster
-    than torch's dynamic quantisation on an AVX2 and an AVX-512 VNNI CPU, bench/bench_score_teacher.py, README).
+    than torch's dynamic quantisation on an AVX2 and an AVX-512 VNNI CPU, bench/bench_score_teacher.py, docs/performance.md).
     On a CPU with native bf16 a note says that bf16 is the better choice there.
     """
     graph = onnx_file(path)
@@ -34,7 +34,7 @@ def load(path: str, kind: Kind, device: torch.device, dtype: str | None, allow_n
         if graph is None and native_bf16_cpu():  # a PyTorch folder, which --dtype bf16 can run
             print("rdistill: note: this CPU computes bf16 natively (AMX or AVX512-BF16): --dtype bf16 is faster "
                   "than int8 here and keeps the teacher's order (Kendall tau 0.998 against int8's 0.935 on "
-                  "MiniLM; README, Teacher scoring on a CPU)", file=sys.stderr)
+                  "MiniLM; docs/performance.md, Teacher scoring)", file=sys.stderr)
         from rdistill.models.rebuild import int8_graph
 
         return "onnxruntime-int8", OnnxModel(int8_graph(path, kind, allow_new_head), device)
@@ -110,7 +110,7 @@ def onnx_is_quantised(file: Path) -> bool:
 
 def native_bf16_cpu() -> bool:
     """Whether this CPU multiplies bf16 matrices in hardware (AMX-BF16 or AVX512-BF16): there bf16 autocast
-    beat every int8 recipe in speed and in the order it keeps (bench/int8_variants.py)."""
+    beat every int8 recipe in speed and in the order it keeps (bench/experiments/int8_variants.py)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:

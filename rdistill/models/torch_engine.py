@@ -50,7 +50,7 @@ class CpuBf16(torch.nn.Module):
     Matrix products run in bf16 with fp32 accumulation (AMX or AVX512-BF16 kernels where the CPU has them); weights
     stay fp32 and autocast keeps LayerNorm, softmax and the rest in fp32; the pooler and classification head run
     in fp32 on fp32 inputs, so a cross-encoder's logits are not rounded to bf16's 8 bits. Measured against fp32 on
-    MiniLM (bench/int8_variants.py, README): 2.63x faster on an AMX CPU, Kendall tau 0.998. Casting the weights
+    MiniLM (bench/experiments/int8_variants.py, docs/performance.md): 2.63x faster on an AMX CPU, Kendall tau 0.998. Casting the weights
     to bf16 instead (what ``--dtype bf16`` does on a GPU) also rounds every LayerNorm and residual sum.
     """
 

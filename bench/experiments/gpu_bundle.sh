@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Pack what bench/gpu_study.py needs on a GPU machine with no package index: the student's initial checkpoint
+# Pack what bench/experiments/gpu_study.py needs on a GPU machine with no package index: the student's initial checkpoint
 # (all-MiniLM-L6-v2, weights stored in fp16 to halve what travels; students load them in fp32), the BEIR folders
 # of the test collections, a grid's training groups and BM25's top 100 on each collection's test queries, plus the
 # orjson wheel for the machine's Python (3.12).
 #
-#   bench/gpu_bundle.sh out/grid out/gpu .gpu/bundle
+#   bench/experiments/gpu_bundle.sh out/grid out/gpu .gpu/bundle
 # (out/grid from `make grid`; out/gpu/bm25.test.COLLECTION.trec from `rdistill retrieve --split test --k 100`.)
 set -euo pipefail
 GRID=${1:?grid folder}; RUNS=${2:?folder of bm25.test.COLLECTION.trec}; DEST=${3:?bundle folder}

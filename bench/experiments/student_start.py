@@ -8,8 +8,8 @@ steps a 2-core machine affords per student. Each configuration is one `rdistill 
 on the same groups with LCE (labels only, so no teacher scale is involved); the figure is the mean loss over the
 first and the last block of steps, against chance, ln G (every document scored alike).
 
-    .venv/bin/python bench/student_start.py --groups out/grid/groups/bm25.jsonl --data ../shared/data/scifact
-    .venv/bin/python bench/student_start.py --groups out/grid/groups/bm25.jsonl --only ms-marco
+    .venv/bin/python bench/experiments/student_start.py --groups out/grid/groups/bm25.jsonl --data ../shared/data/scifact
+    .venv/bin/python bench/experiments/student_start.py --groups out/grid/groups/bm25.jsonl --only ms-marco
 
 (`make grid` writes the groups; any groups JSONL works.)
 """

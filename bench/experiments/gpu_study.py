@@ -6,7 +6,7 @@ upstream of training (BM25, the teacher's scores, the groups) is made on the CPU
 bundle; here the students are trained and re-rank BM25's top 100 on every test collection, through the real CLI
 (`python -m rdistill ...`), several jobs at a time since one small student leaves most of a GPU idle.
 
-Bundle layout (relative paths; what `bench/gpu_bundle.sh` writes):
+Bundle layout (relative paths; what `bench/experiments/gpu_bundle.sh` writes):
     model/                    the initial checkpoint (any dtype: students load in fp32)
     data/COLLECTION/          BEIR folders (corpus, queries, qrels) for scifact and the out-of-domain collections
     groups/SOURCE.jsonl       training groups, with the teacher's scores
@@ -20,7 +20,7 @@ baselines` reads it unpacked (runs/COLLECTION/STUDENT.sSEED.trec, baselines/COLL
 students/STUDENT.sSEED/rdistill_train.json, jobs.tsv, logs/), and prints one line per job: its wall time split into
 training and scoring.
 
-    python3 bench/gpu_study.py --bundle .gpu/bundle --out $OUT --steps 400 --workers 6 --deadline 480
+    python3 bench/experiments/gpu_study.py --bundle .gpu/bundle --out $OUT --steps 400 --workers 6 --deadline 480
 """
 
 from __future__ import annotations

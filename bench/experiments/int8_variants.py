@@ -25,10 +25,10 @@ a cross-encoder scores each pair; 200 document tokens), batches of 32 sorted by 
 Per variant: pairs/s (median of --rounds, variants interleaved), the ratio to torch32, the per-query Kendall tau of
 its scores against torch32 (mean, min), the largest score difference.
 
-    .venv/bin/python bench/int8_variants.py --model all-MiniLM-L6-v2 --kind bi --queries 10 --depth 100
-    .venv/bin/python bench/int8_variants.py --model ms-marco-MiniLM-L-12-v2 --kind cross --queries 5 --depth 20 \\
+    .venv/bin/python bench/experiments/int8_variants.py --model all-MiniLM-L6-v2 --kind bi --queries 10 --depth 100
+    .venv/bin/python bench/experiments/int8_variants.py --model ms-marco-MiniLM-L-12-v2 --kind cross --queries 5 --depth 20 \\
         --variants plain-s8,plain-u8
-    .venv/bin/python bench/int8_variants.py --gemm   # the products alone: fp32, bf16, int8
+    .venv/bin/python bench/experiments/int8_variants.py --gemm   # the products alone: fp32, bf16, int8
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # bench/experiments/ -> the repository root
 DATA = ROOT.parent / "shared" / "data"
 BATCH = 32
 

@@ -8,7 +8,7 @@ teacher's scores are cosines), and locality (`locality`: dataset Δ = 0.99 quant
 cosine diameters, the mean diameter, and coverage against BM25's top 100 on the test split), with the dense
 index's own MiniLM embeddings.
 
-    python bench/locality_table.py --data ../shared/data/scifact --work /tmp/loc
+    python bench/experiments/locality_table.py --data ../shared/data/scifact --work /tmp/loc
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # bench/experiments/ -> the repository root
 RD = [sys.executable, "-m", "rdistill"]
 
 
