@@ -70,12 +70,14 @@ def command(
       rdistill eval --qrels sample_data/qrels.txt -q sample_data/run.trec
       rdistill eval --qrels ../shared/data/scifact --split test bm25.trec dense.trec student.trec
     """
+    from rdistill.commands._common import check_stdin
     from rdistill.data import load_qrels
     from rdistill.evaluation import evaluate_many, parse_measures
     from rdistill.evaluation_output import write_evaluations
     from rdistill.io import open_output, read_run_table
 
     names = runs or ["-"]
+    check_stdin({"the run": names, "--qrels": qrels})
     if len(set(names)) != len(names):
         raise UsageError("a run is named twice (stdin can be read only once)")
     if correction not in CORRECTIONS:

@@ -55,10 +55,12 @@ def command(
     """
     import time
 
+    from rdistill.commands._common import check_stdin
     from rdistill.fusion import FuseConfig, FuseStats, fuse, parse_weights
     from rdistill.io import format_run_query, open_output, source_name
 
     start = time.perf_counter()
+    check_stdin({"the run": runs})
     config = FuseConfig(method=method, norm=norm, weights=parse_weights(weights, len(runs)), rrf_k=rrf_k,
                         require_all=require_all)
     stats = FuseStats()

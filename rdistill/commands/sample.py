@@ -119,6 +119,9 @@ def command(
         typer.echo("sample: --strategy random reads no ranking and no --scores was given: groups carry "
                    "\"scores\": null (list their documents with --emit-candidates, score them with "
                    "score-teacher, and pass that as --scores)", err=True)
+    from rdistill.commands._common import check_stdin
+
+    check_stdin({"the run": names, "--scores": scores, "--qrels": qrels, "--corpus": corpus})
     config.check_inputs(names, scores)
 
     judged = load_qrels(qrels, split)

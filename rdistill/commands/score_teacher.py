@@ -123,6 +123,7 @@ def command(
     """
     import time
 
+    from rdistill.commands._common import check_stdin
     from rdistill.data import load_qrels, load_queries
     from rdistill.distributed import World
     from rdistill.meta import write_sidecar
@@ -130,6 +131,7 @@ def command(
     from rdistill.teacher import TeacherSettings, score_run
 
     start = time.perf_counter()
+    check_stdin({"the run": run, "--queries": queries, "--qrels": qrels, "--corpus": corpus})
     if model != "bm25" and (index is not None or bm25_variant != "okapi"):
         raise UsageError("--index and --bm25-variant apply to --model bm25")
     if kind not in (None, "cross", "bi"):
