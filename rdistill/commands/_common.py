@@ -47,6 +47,14 @@ def check_stdin(inputs: dict[str, str | list[str] | None]) -> None:
                          "give all but one of them as a file")
 
 
+def check_corpus(spec: str | None) -> None:
+    """Refuse, before any model loads, a corpus that cannot be indexed (stdin, a pipe: see ``data.corpus_file``)."""
+    from rdistill.data import corpus_file, is_irds
+
+    if spec is not None and not is_irds(spec):
+        corpus_file(spec)
+
+
 def readable_twice(source: str) -> contextlib.AbstractContextManager[str]:
     """A path that can be read more than once (see :func:`rdistill.io.rereadable`: a stream spooled once)."""
     from rdistill.io import rereadable

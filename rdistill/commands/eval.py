@@ -77,7 +77,7 @@ def command(
     from rdistill.io import open_output, read_run_table
 
     names = runs or ["-"]
-    check_stdin({"the run": names, "--qrels": qrels})
+    check_stdin({"the run": list(dict.fromkeys(names)), "--qrels": qrels})  # a name twice: said below
     if len(set(names)) != len(names):
         raise UsageError("a run is named twice (stdin can be read only once)")
     if correction not in CORRECTIONS:

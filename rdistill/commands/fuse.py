@@ -60,7 +60,7 @@ def command(
     from rdistill.io import format_run_query, open_output, source_name
 
     start = time.perf_counter()
-    check_stdin({"the run": runs})
+    check_stdin({"the run": list(dict.fromkeys(runs))})  # "-" twice: fuse says so itself
     config = FuseConfig(method=method, norm=norm, weights=parse_weights(weights, len(runs)), rrf_k=rrf_k,
                         require_all=require_all)
     stats = FuseStats()

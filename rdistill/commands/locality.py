@@ -63,7 +63,7 @@ def command(
 
     names = inputs or ["-"]
     check_distinct(names)
-    check_stdin({"INPUT": names, "--coverage-against": coverage_against, "--corpus": corpus,
+    check_stdin({"INPUT": list(dict.fromkeys(names)), "--coverage-against": coverage_against, "--corpus": corpus,
                  "--embeddings": embeddings})
     if output is not None and model is None and embeddings is None:
         # Coverage alone has no per-query rows: -o would be an empty file that looks like a result.

@@ -121,7 +121,7 @@ def command(
                    "score-teacher, and pass that as --scores)", err=True)
     from rdistill.commands._common import check_stdin
 
-    check_stdin({"the run": names, "--scores": scores, "--qrels": qrels, "--corpus": corpus})
+    check_stdin({"the run": list(dict.fromkeys(names)), "--scores": scores, "--qrels": qrels, "--corpus": corpus})
     config.check_inputs(names, scores)
 
     judged = load_qrels(qrels, split)

@@ -123,7 +123,7 @@ def command(
     """
     import time
 
-    from rdistill.commands._common import check_stdin
+    from rdistill.commands._common import check_corpus, check_stdin
     from rdistill.data import load_qrels, load_queries
     from rdistill.distributed import World
     from rdistill.meta import write_sidecar
@@ -132,6 +132,7 @@ def command(
 
     start = time.perf_counter()
     check_stdin({"the run": run, "--queries": queries, "--qrels": qrels, "--corpus": corpus})
+    check_corpus(corpus)
     if model != "bm25" and (index is not None or bm25_variant != "okapi"):
         raise UsageError("--index and --bm25-variant apply to --model bm25")
     if kind not in (None, "cross", "bi"):

@@ -81,10 +81,11 @@ def command(
       rdistill score-teacher --model student --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact < bm25.test.trec > student.trec
     """
-    from rdistill.commands._common import check_stdin
+    from rdistill.commands._common import check_corpus, check_stdin
     from rdistill.training import TrainConfig, train
 
     check_stdin({"the groups": groups, "--queries": queries, "--corpus": corpus})
+    check_corpus(corpus)
 
     train(TrainConfig(
         model=model, queries=queries, corpus=corpus, out=out, groups=groups, student=student, loss=loss,
