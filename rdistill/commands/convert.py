@@ -50,6 +50,7 @@ def command(
       rdistill convert --to authors --scores-out scores.json groups.jsonl > triples.jsonl
       rdistill convert --to tevatron --queries ../shared/data/scifact --corpus ../shared/data/scifact \\
           groups.jsonl > tevatron.jsonl
+      rdistill convert --from authors --scores <(zcat teacher.trec.gz) triples.jsonl > groups.jsonl
     """
     from rdistill import interchange as ix
     from rdistill.commands._common import check_corpus, check_stdin

@@ -50,6 +50,7 @@ def command(
       rdistill entropy < scored.trec > entropy.jsonl
       rdistill entropy --definition pairwise --k 100 --plot entropy.png < scored.trec > entropy.jsonl
       rdistill entropy --keep below-q3 --entropy-out entropy.jsonl < groups.jsonl > groups.below-q3.jsonl
+      rdistill entropy <(zcat scored.trec.gz) > entropy.jsonl
     """
     import contextlib
 

@@ -69,6 +69,7 @@ def command(
           --metrics ndcg@10,map,mrr,precision@10,recall@100 --json run.trec
       rdistill eval --qrels sample_data/qrels.txt -q sample_data/run.trec
       rdistill eval --qrels ../shared/data/scifact --split test bm25.trec dense.trec student.trec
+      rdistill eval --qrels sample_data/qrels.txt <(zcat old.trec.gz) <(zcat new.trec.gz)
     """
     from rdistill.commands._common import check_stdin
     from rdistill.data import load_qrels

@@ -52,6 +52,7 @@ def command(
       rdistill score-teacher --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact < bm25.test.trec > minilm.trec
       rdistill fuse --method wsum --norm minmax bm25.scored.trec minilm.trec > fused.trec
+      rdistill fuse --method rrf bm25.scored.trec <(zcat minilm.trec.gz) | rdistill eval --qrels qrels.txt
     """
     import time
 
