@@ -178,7 +178,7 @@ def script(spec: Spec, f: dict[str, str], scratch: Path, modes: dict[str, str], 
         elif mode == "fifo":
             fifo = shlex.quote(str(scratch / f"{arg[1:]}.fifo"))
             # the writer's open blocks until rdistill opens the FIFO: bounded, and detached from our pipes
-            pre.append(f"mkfifo {fifo}; timeout 60 sh -c 'cat {path} > {fifo}' </dev/null >/dev/null 2>&1 &")
+            pre.append(f"mkfifo {fifo}; timeout 600 sh -c 'cat {path} > {fifo}' </dev/null >/dev/null 2>&1 &")
             words.append(fifo)
     line = f"{feed}{RD} {' '.join(words)}"
     out = shlex.quote(str(scratch / "out"))
@@ -189,8 +189,11 @@ def script(spec: Spec, f: dict[str, str], scratch: Path, modes: dict[str, str], 
 
 
 def _names(data: bytes, f: dict[str, str], scratch: Path) -> bytes:
-    """Inputs named in the output (locality names each input) spelled one way."""
-    text = data.decode("utf-8")
+    """Inputs named in the output (locality names each input) spelled one way; a binary output (weights) as is."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
     for name in sorted(f.values(), key=len, reverse=True):
         text = text.replace(name, "INPUT")
     return re.sub(r"/dev/fd/\d+|<stdin>|" + re.escape(str(scratch)) + r"/\w+\.fifo", "INPUT", text).encode()
@@ -203,7 +206,7 @@ def reference(name: str, f: dict[str, str], tmp: Path) -> bytes:
     if name not in _references:
         spec = SPECS[name]
         scratch = tmp / f"ref-{name}"
-        scratch.mkdir()
+        scratch.mkdir(exist_ok=True)
         proc = _bash(script(spec, f, scratch, {}, "stdout-file" if spec.outputs else "folder"), scratch)
         assert proc.returncode == 0, proc.stderr.decode()
         _references[name] = _names(read_output(spec, scratch), f, scratch)
