@@ -55,7 +55,7 @@ def command(
       rdistill locality --model all-MiniLM-L6-v2 --corpus ../shared/data/scifact groups.jsonl > diam.jsonl
       rdistill locality --corpus ../shared/data/scifact --coverage-against bm25.test.trec \\
           bm25-groups.jsonl random-groups.jsonl
-      rdistill locality --corpus ../shared/data/scifact --coverage-against <(zcat bm25.test.trec.gz) \
+      rdistill locality --corpus ../shared/data/scifact --coverage-against <(zcat bm25.test.trec.gz) \\
           groups.jsonl
     """
     from rdistill.commands._common import check_distinct, check_stdin

@@ -95,7 +95,7 @@ def command(
           --split train --emit-candidates --no-scores | rdistill score-teacher ... > random.teacher.trec
       rdistill sample --strategy ensemble --scores teacher.trec --corpus ../shared/data/scifact \\
           --qrels ../shared/data/scifact --split train bm25.trec dense.trec > ensemble.jsonl
-      rdistill sample --strategy window --window 1:100 --qrels ../shared/data/scifact --split train \
+      rdistill sample --strategy window --window 1:100 --qrels ../shared/data/scifact --split train \\
           --scores <(zcat teacher.trec.gz) bm25.trec > groups.jsonl
     """
     import time

@@ -117,7 +117,7 @@ def command(
           -o teacher.train.trec --resume bm25.train.trec
       rdistill score-teacher --model ms-marco-MiniLM-L-12-v2 --dtype int8 --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact < bm25.trec > cross.trec
-      rdistill score-teacher --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \
+      rdistill score-teacher --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact <(zcat bm25.trec.gz) > scored.trec
       rdistill score-teacher --model bm25 --index idx --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact --qrels ../shared/data/scifact --split train < bm25.train.trec \\

@@ -79,9 +79,9 @@ def command(
           --queries ../shared/data/scifact --corpus ../shared/data/scifact --group-size 8 \\
           --max-steps 200 --seed 1 --out student < groups.jsonl
       mkfifo groups.fifo
-      rdistill sample --strategy window --window 1:100 --qrels ../shared/data/scifact --split train \
+      rdistill sample --strategy window --window 1:100 --qrels ../shared/data/scifact --split train \\
           < teacher.trec > groups.fifo &
-      rdistill train --student cross --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \
+      rdistill train --student cross --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact --out student groups.fifo
       rdistill score-teacher --model student --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact < bm25.test.trec > student.trec
