@@ -542,7 +542,123 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
     if f["ro"]:
         cases.append(Case("output/train-out-erofs", [*groups_commands(f, w)["train"][:-1], f["ro"] + "/student",
                                                      f["groups"]]))
+    cases += unix_cases(f, w, refs, outputs)
     return cases
+
+
+# ------------------------------------------------------------------------- the Unix contract (issue 29: 1, 5, 7)
+# Kept in one block of its own: another engineer appends the other classes above.
+
+
+def _one_line_saying(*words: str) -> Check:
+    def check(proc: subprocess.CompletedProcess, _work: Path) -> bool:
+        err = proc.stderr.decode("utf-8", "replace")
+        return all(word in err for word in words)
+    return check
+
+
+def unix_cases(f: dict[str, str], w: Path, refs: dict[str, str], outputs: dict[str, list[str]]) -> list[Case]:
+    cases: list[Case] = []
+    st = run_commands(f)["score-teacher"]
+    bad_run = RUN + "q9 Q0 d1 1\n"  # five fields on the last line (line 12)
+    bad_groups = groups_text() + '{"query_id": "q9", "doc_ids": ["d1"]}\n'
+    says_stdin = _one_line_saying("<stdin>:", "rdistill: error:")
+
+    # Class 1: input from stdin is named <stdin> (and its line), never a temporary file, in every command.
+    for name, argv in run_commands(f).items():
+        cases.append(Case(f"unix/stdin-name/run/{name}", [*argv, "-"], stdin=bad_run.encode(), check=says_stdin))
+    cases.append(Case("unix/stdin-name/run/entropy-keep", ["entropy", "--keep", "inner", "-"],
+                      stdin=bad_run.encode(), check=says_stdin))  # spooled for its second pass
+    cases.append(Case("unix/stdin-name/run/fuse", ["fuse", "-", f["run.trec"]], stdin=bad_run.encode(),
+                      check=says_stdin))
+    for name, argv in groups_commands(f, w / "unix-stdin").items():
+        cases.append(Case(f"unix/stdin-name/groups/{name}", [*argv, "-"], stdin=bad_groups.encode(),
+                          check=says_stdin))
+    cases.append(Case("unix/stdin-name/groups/entropy-keep", ["entropy", "--keep", "inner", "-"],
+                      stdin=bad_groups.encode(), check=says_stdin))
+    cases.append(Case("unix/stdin-name/queries/retrieve", ["retrieve", "--corpus", f["corpus.jsonl"], "--queries",
+                                                           "-"], stdin=b'{"_id": "q1"}\n', check=says_stdin))
+    cases.append(Case("unix/stdin-name/qrels/eval", ["eval", "--qrels", "-", f["run.trec"]],
+                      stdin=(QRELS + "q1 0 d1\n").encode(), check=says_stdin))
+    cases.append(Case("unix/stdin-name/scores/sample", [*run_commands(f)["sample"], "--scores", "-", f["run.trec"]],
+                      stdin=bad_run.encode(), check=says_stdin))
+
+    # Class 5: output paths that are not plain files, for every output option.
+    def link_to(name: str) -> tuple[str, Path]:
+        target = w / "unix-links" / f"{name}.target"
+        _w(target, "stale\n")
+        link = w / "unix-links" / f"{name}.link"
+        os.symlink(target, link)
+        return str(link), target
+
+    def kept_link(link: str, target: Path, ref: str | None = None) -> Check:
+        def check(_proc: subprocess.CompletedProcess, _work: Path) -> bool:
+            body = target.read_bytes()
+            return Path(link).is_symlink() and body != b"stale\n" and (ref is None or body == Path(ref).read_bytes())
+        return check
+
+    for name, argv in outputs.items():
+        link, target = link_to(f"o-{name}")
+        cases.append(Case(f"unix/output-symlink/{name}", [*argv, "-o", link], "accept",
+                          check=kept_link(link, target, refs.get(name) if name in ("entropy", "eval") else None)))
+    for name in ("eval", "entropy", "sample", "convert", "score-teacher"):
+        cases.append(Case(f"unix/output-dev-stdout/{name}", [*outputs[name], "-o", "/dev/stdout"], "accept",
+                          check=lambda p, _w, n=name: Path("/dev/stdout").is_symlink()
+                          and (n not in refs or p.stdout == Path(refs[n]).read_bytes())))
+    folder = f["dir"]
+    no_png = lambda _p, _w: Path(folder).is_dir() and not Path(folder + ".png").exists()  # noqa: E731
+    run_ = f["run.trec"]
+    for label, argv in {
+        "entropy--plot": ["entropy", "--plot", folder, run_],
+        "entropy--entropy-out": ["entropy", "--keep", "inner", "--entropy-out", folder, run_],
+        "locality--summary": [*run_commands(f)["locality"], "--summary", folder, run_],
+        "convert--scores-out": ["convert", "--to", "authors", "--scores-out", folder, f["groups"]],
+        "report--plot": [*report_argv(f, w), "--plot", folder],
+        "report-o": [*report_argv(f, w), "-o", folder],
+    }.items():
+        cases.append(Case(f"unix/output-folder/{label}", argv, check=no_png))
+    for label, argv, option in (("entropy--plot", ["entropy", run_], "--plot"),
+                                ("entropy--entropy-out", ["entropy", "--keep", "inner", run_], "--entropy-out"),
+                                ("locality--summary", [*run_commands(f)["locality"], run_], "--summary"),
+                                ("convert--scores-out", ["convert", "--to", "authors", f["groups"]], "--scores-out"),
+                                ("report--plot", report_argv(f, w), "--plot")):
+        link, target = link_to(label)
+        cases.append(Case(f"unix/output-symlink/{label}", [*argv, option, link], "accept",
+                          check=kept_link(link, target)))
+
+    # Class 7: two inputs that both claim standard input are refused up front, saying so.
+    both = _one_line_saying("both read standard input")
+    for label, argv in {
+        "eval--qrels": ["eval", "--qrels", "-", "-"],
+        "eval-dev-stdin": ["eval", "--qrels", f["qrels.txt"], "-", "/dev/stdin"],
+        "fuse-dev-stdin": ["fuse", "-", "/dev/stdin"],
+        "sample--scores": [*run_commands(f)["sample"], "--scores", "-", "-"],
+        "sample--qrels": ["sample", "--strategy", "window", "--window", "1:4", "--qrels", "-", "-"],
+        "convert--scores": ["convert", "--from", "authors", "--scores", "-", "-"],
+        "convert--queries": ["convert", "--to", "tevatron", "--queries", "-", "--corpus", f["corpus.jsonl"], "-"],
+        "locality--coverage-against": ["locality", "--corpus", f["corpus.jsonl"], "--coverage-against", "-", "-"],
+        "retrieve--corpus": ["retrieve", "--queries", "-", "--corpus", "-"],
+        "score-teacher--queries": [*st[:3], "--queries", "-", *st[5:], "-"],
+        "score-teacher--qrels": [*st, "--qrels", "/dev/stdin", "-"],
+        "train--queries": [*groups_commands(f, w / "unix-both")["train"][:3], "--queries", "-",
+                           *groups_commands(f, w / "unix-both")["train"][5:], "-"],
+    }.items():
+        cases.append(Case(f"unix/stdin-twice/{label}", argv, stdin=RUN.encode(), check=both))
+    return cases
+
+
+def report_argv(f: dict[str, str], w: Path) -> list[str]:
+    """``rdistill report`` over a small study folder (tests/test_report.py's), built once."""
+    from tests.test_report import make_study
+
+    study = w / "unix-study"
+    if not study.exists():
+        make_study(study)
+        _w(study / "entropy.jsonl", "".join(f'{{"query_id": "{q}", "entropy": {i / 2}, "n": 4, '
+                                            f'"definition": "softmax", "temperature": 1.0}}\n'
+                                            for i, q in enumerate(["q1", "q2", "q3"])))
+    return ["report", "--runs", str(study / "runs"), "--baselines", str(study / "baselines"), "--qrels",
+            f"sample={f['qrels.txt']}", "--entropy", str(study / "entropy.jsonl")]
 
 
 # ------------------------------------------------------------------------------------------------------ running

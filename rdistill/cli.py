@@ -6,7 +6,9 @@ traceback instead. A closed pipe (``rdistill ... | head``) ends the program quie
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import math
 import os
 import signal
@@ -122,6 +124,10 @@ class RdistillGroup(TyperGroup):
             raise fail(f"{where}{exc.format_message()}", exc.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        finally:
+            from rdistill.io import release_held
+
+            release_held()
 
 
 def _silence_stdout() -> None:
@@ -205,7 +211,56 @@ def main() -> None:
     # Default SIGPIPE: `rdistill ... | head` ends without a BrokenPipeError traceback.
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    app(prog_name="rdistill")
+    _standard_streams()
+    try:
+        app(prog_name="rdistill")
+    except RdistillError as exc:  # raised outside a command (e.g. --help with stdout closed)
+        if verbose():
+            traceback.print_exc()
+        print(f"rdistill: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+def _standard_streams() -> None:
+    """Standard streams as the commands expect them. A descriptor the program was started without (``<&-``,
+    ``>&-``) is taken by /dev/null, so that no file opened later becomes "stdout"; Python leaves ``sys.stdin`` or
+    ``sys.stdout`` None then, and reading stdin or writing data to stdout says so in one line (rdistill.io).
+    Data on stdout is UTF-8 whatever the locale, as ``-o`` writes it."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()  # type: ignore[assignment]
+    else:
+        reconfigure = getattr(sys.stdout, "reconfigure", None)
+        if reconfigure is not None and (sys.stdout.encoding or "").lower().replace("-", "") != "utf8":
+            reconfigure(encoding="utf-8")
+
+
+class _ClosedStdout(io.TextIOBase):
+    """What sys.stdout is when the program started with it closed: writing data there is a usage error."""
+
+    encoding = "utf-8"  # type: ignore[assignment]
+
+    @property
+    def buffer(self) -> Any:
+        from rdistill.errors import UsageError
+
+        raise UsageError("standard output is closed; give -o FILE, or open stdout (> FILE)")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        from rdistill.errors import UsageError
+
+        raise UsageError("standard output is closed; give -o FILE, or open stdout (> FILE)")
+
+    def flush(self) -> None:
+        pass
 
 
 if __name__ == "__main__":

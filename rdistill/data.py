@@ -167,7 +167,15 @@ def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
 
 def corpus_file(spec: str) -> Path:
     """The file behind a corpus spec (a BEIR folder's corpus.jsonl, or the file itself)."""
+    from rdistill.io import is_stream
+
     path = Path(spec)
+    if is_stream(spec):
+        # Documents are looked up by id through an offset index over the file (and the BM25 and dense indexes are
+        # built over it and keyed by it): a stream cannot be indexed. Refused up front, in one line.
+        where = "standard input" if str(spec) == "-" else "a pipe or device"
+        raise UsageError(f"--corpus {spec}: the corpus must be a file or a BEIR folder, not {where}: documents "
+                         "are looked up by id in an index built over the file")
     if path.is_dir():
         found = beir_file(path, "corpus")
         if found is None:

@@ -23,7 +23,7 @@ from rdistill import cache
 from rdistill.cache import cache_root as cache_root  # re-exported: its home was here
 from rdistill.data import corpus_file, irds_dataset, is_irds, iter_corpus, parse_document_line
 from rdistill.errors import InputError, UsageError
-from rdistill.io import dumps, write_text_atomic
+from rdistill.io import dumps, open_binary, write_text_atomic
 from rdistill.schema import Document
 
 INDEX_VERSION = 1
@@ -157,15 +157,15 @@ def _build(source: Path, folder: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     data_path = source
-    with open(source, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    if gzipped:
-        data_path = tmp / "corpus.data"
-        try:
-            with gzip.open(source, "rb") as src, open(data_path, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-        except (EOFError, OSError) as exc:
-            raise InputError(str(source), None, f"truncated or corrupt gzip data ({exc})") from None
+    # Opened once, through the one input opener: a gzipped corpus is decompressed to a file the index can seek in.
+    with open_binary(source) as src:
+        if isinstance(src, gzip.GzipFile):
+            data_path = tmp / "corpus.data"
+            try:
+                with open(data_path, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (EOFError, OSError) as exc:
+                raise InputError(str(source), None, f"truncated or corrupt gzip data ({exc})") from None
     hashes: list[int] = []
     offsets: list[int] = []
     name = str(source)

@@ -21,7 +21,15 @@ from typing import NamedTuple, TextIO
 import numpy as np
 
 from rdistill.errors import InputError, UsageError
-from rdistill.io import Source, iter_groups, iter_lines, iter_run_queries, source_name
+from rdistill.io import (
+    Source,
+    iter_groups,
+    iter_lines,
+    iter_run_queries,
+    open_output_bytes,
+    peek_line,
+    source_name,
+)
 from rdistill.schema import EntropyRecord
 
 DEFINITIONS = ("softmax", "pairwise", "sumnorm")
@@ -146,10 +154,11 @@ class Measurement(NamedTuple):
 
 
 def is_groups(source: Source) -> bool:
-    """Training groups (JSONL, first character '{') rather than a TREC run; reads the first line only."""
-    for _, line in iter_lines(source):
-        if line.strip():
-            return line.lstrip()[0] == "{"
+    """Training groups (JSONL, first character '{') rather than a TREC run. Peeks at the first line, so the
+    reader that follows gets the same open input (a pipe is read once)."""
+    line = peek_line(source)
+    if line is not None:
+        return line.lstrip()[0] == "{"
     raise InputError(source_name(source), None, f"empty input: expected {INPUT_FORMAT}")
 
 
@@ -171,7 +180,7 @@ def measure(source: Source, definition: str = "softmax", temperature: float = 1.
             bits: bool = False) -> Measurement:
     """The entropy of each query's top ``k`` candidates in a scored run, or of each group in a groups file.
 
-    ``source`` is read twice (to tell the kind, then the data), so it must be a file, not ``-``.
+    ``source`` is opened once: its kind is told by a peek at its first line (see :func:`rdistill.io.peek_line`).
     """
     if definition not in DEFINITIONS:
         raise UsageError(f"--definition {definition!r}: expected one of {', '.join(DEFINITIONS)}")
@@ -239,5 +248,8 @@ def plot(values: Sequence[float], path: str, title: str, bounds: tuple[float, fl
     ax.set_ylabel("queries")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
+    # Through open_output_bytes, as every output: atomic, a folder refused (savefig would write DIR.png beside
+    # it), a symlink followed, a FIFO or /dev/stdout streamed to.
+    with open_output_bytes(path) as out:
+        fig.savefig(out, format="png")
     plt.close(fig)

@@ -14,6 +14,7 @@ import gzip
 import io
 import math
 import os
+import stat
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
@@ -33,10 +34,39 @@ QRELS_FORMAT = "a qrels line 'qid iter docno rel' (TREC) or 'query-id corpus-id 
 
 
 def source_name(source: Source) -> str:
-    return STDIN_NAME if str(source) == "-" else str(source)
+    """How errors name an input: ``<stdin>`` for ``-``, and for a stream spooled by :func:`rereadable` the name it
+    was given as (never the temporary file the user did not name)."""
+    text = str(source)
+    return _display.get(text) or (STDIN_NAME if text == "-" else text)
+
+
+# The spooled copies of streams (see rereadable), by temporary path -> the name the user gave.
+_display: dict[str, str] = {}
+
+
+def is_stream(source: Source) -> bool:
+    """Input that can be read only once: stdin, a FIFO, a pipe behind /dev/fd/N (process substitution), a
+    character device or a socket; a regular file can be reopened."""
+    if str(source) == "-":
+        return True
+    try:
+        mode = os.stat(source).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def claims_stdin(source: Source | None) -> bool:
+    """Whether an argument reads standard input: ``-``, or a path naming file descriptor 0."""
+    if source is None:
+        return False
+    text = str(source)
+    return text == "-" or text in ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")
 
 
 def _binary_stdin() -> IO[bytes]:
+    if sys.stdin is None:  # started with stdin closed (<&-): Python leaves sys.stdin None
+        raise UsageError("standard input is closed; give the input as a file, or open stdin (< FILE)")
     buf: Any = getattr(sys.stdin, "buffer", None)
     if buf is None:  # a text-only stream (rare; some embedders): re-encode
         return io.BytesIO(sys.stdin.read().encode("utf-8"))
@@ -45,9 +75,71 @@ def _binary_stdin() -> IO[bytes]:
     return buf
 
 
+class _Held:
+    """An input opened once by :func:`peek_line`, with the lines read so far, kept for the next open_binary."""
+
+    def __init__(self, stack: contextlib.ExitStack, stream: IO[bytes]) -> None:
+        self.stack = stack
+        self.stream = stream
+        self.lines: list[bytes] = []
+
+
+# Inputs peeked at and not yet read, by the name they were given: the one open of each input, handed on to its
+# reader, so that format detection never reopens a stream (whose first bytes a second open would not see).
+_held: dict[str, _Held] = {}
+
+
+def release_held() -> None:
+    """Close inputs peeked at but never read (the CLI calls it when a command ends, so in-process callers such as
+    tests never see a previous run's stream)."""
+    while _held:
+        _, held = _held.popitem()
+        with contextlib.suppress(Exception):
+            held.stack.close()
+
+
+class _Prefixed(io.RawIOBase):
+    """The bytes a peek already read, then the rest of the stream they came from."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
 @contextlib.contextmanager
 def open_binary(source: Source) -> Iterator[IO[bytes]]:
-    """Open a file or stdin for reading bytes, transparently gunzipping when the data starts with gzip's magic."""
+    """Open a file or stdin for reading bytes, transparently gunzipping when the data starts with gzip's magic.
+
+    The one way every reader opens an input: each input is opened once. If :func:`peek_line` already looked at
+    it, the reader gets that same open stream with the peeked bytes in front, so a pipe, a FIFO or /dev/fd/N
+    (process substitution) reads exactly as a regular file does.
+    """
+    held = _held.pop(str(source), None)
+    if held is not None:
+        try:
+            yield io.BufferedReader(_Prefixed(b"".join(held.lines), held.stream), 1 << 16)
+        finally:
+            held.stack.close()
+        return
+    with _open_decoded(source) as stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def _open_decoded(source: Source) -> Iterator[IO[bytes]]:
     name = source_name(source)
     if str(source) == "-":
         raw: IO[bytes] = _binary_stdin()
@@ -75,41 +167,71 @@ def open_binary(source: Source) -> Iterator[IO[bytes]]:
             raw.close()
 
 
-# Lines of stdin already read by peek_line, handed out again by the next iter_lines("-"): stdin cannot be reread.
-_stdin_peeked: list[tuple[int, str]] = []
-_stdin_rest: list[Iterator[tuple[int, str]]] = []
-
-
 def peek_line(source: Source) -> str | None:
-    """The first non-blank line of an input (None when it has none), without using it up: for stdin the lines
-    read to find it are kept and the next ``iter_lines("-")`` starts with them."""
-    if str(source) != "-":
-        for _, line in iter_lines(source):
-            if line.strip():
-                return line
-        return None
-    if not _stdin_rest:
-        _stdin_rest.append(_read_lines(source))
-    for _, line in _stdin_peeked:
-        if line.strip():
-            return line
-    for item in _stdin_rest[0]:
-        _stdin_peeked.append(item)
-        if item[1].strip():
-            return item[1]
-    return None
+    """The first non-blank line of an input (None when it has none), without using it up: the input is opened
+    once and kept open, and the next reader of the same name (``open_binary``, ``iter_lines``...) starts with the
+    lines read to find it. Format detection goes through here, never through a second open."""
+    key = str(source)
+    held = _held.get(key)
+    if held is None:
+        stack = contextlib.ExitStack()
+        try:
+            held = _Held(stack, stack.enter_context(_open_decoded(source)))
+        except BaseException:
+            stack.close()
+            raise
+        _held[key] = held
+    name = source_name(source)
+    lineno = 0
+    for lineno, raw in enumerate(held.lines, 1):
+        if raw.strip():
+            return _decode_line(raw, name, lineno)
+    while True:
+        try:
+            raw = held.stream.readline()
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise InputError(name, lineno + 1, f"truncated or corrupt gzip data ({exc})") from None
+        if not raw:
+            return None
+        held.lines.append(raw)
+        lineno += 1
+        if raw.strip():
+            return _decode_line(raw, name, lineno)
+
+
+def _decode_line(raw: bytes, name: str, lineno: int) -> str:
+    try:
+        line = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise InputError(name, lineno, f"not valid UTF-8 ({exc.reason})") from None
+    return line[1:] if lineno == 1 and line.startswith("\ufeff") else line
+
+
+@contextlib.contextmanager
+def rereadable(source: Source) -> Iterator[str]:
+    """A path that can be read more than once, for a job that genuinely needs two passes: ``source`` itself when
+    it is a regular file, else the stream spooled once to a temporary file (bounded memory whatever its size),
+    removed when the block ends. Errors still name the input as the user gave it (``<stdin>``, ``/dev/fd/63``)."""
+    if not is_stream(source):
+        yield str(source)
+        return
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="rdistill-spool-") as scratch:
+        path = str(Path(scratch) / "input")
+        with open_binary(source) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        _display[path] = source_name(source)
+        try:
+            yield path
+        finally:
+            _display.pop(path, None)
 
 
 def iter_lines(source: Source) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` (1-based, newline stripped, a UTF-8 byte order mark dropped), turning decoding
     failures into located errors."""
-    if str(source) == "-" and _stdin_rest:
-        rest = _stdin_rest.pop()
-        peeked = list(_stdin_peeked)
-        _stdin_peeked.clear()
-        yield from peeked
-        yield from rest
-        return
     yield from _read_lines(source)
 
 
@@ -548,35 +670,109 @@ def write_jsonl(out: TextIO, records: Iterable[Any]) -> int:
 
 @contextlib.contextmanager
 def open_output(target: Source | None) -> Iterator[TextIO]:
-    """Text output to stdout (``None`` or ``-``) or, atomically, to a file (gzip when the name ends in .gz).
+    """Text output (UTF-8, ``\\n`` line ends) to stdout (``None``, ``-`` or a path that is stdout) or, atomically,
+    to a file (gzip when the name ends in .gz). See :func:`open_output_bytes` for what each kind of target gets."""
+    if target is None or str(target) == "-" or _is_stdout(target):
+        out = stdout_text()
+        yield out
+        out.flush()
+        return
+    with open_output_bytes(target) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")  # type: ignore[arg-type]
+        try:
+            yield text
+            text.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                text.detach()  # so that garbage collection of the wrapper does not close the file a second time
 
-    The data goes to a hidden temporary file beside the target and is renamed over it only when the block ends
-    without an exception, so readers never see half a file and a failed run leaves the old file untouched.
+
+def stdout_text() -> TextIO:
+    """Standard output as UTF-8 text whatever the locale (ids and texts are UTF-8 in files, so on stdout too);
+    one line, not a traceback, when the program was started with stdout closed (``>&-``)."""
+    out: Any = sys.stdout
+    if out is None:
+        raise UsageError("standard output is closed; give -o FILE, or open stdout (> FILE)")
+    if (getattr(out, "encoding", None) or "utf-8").lower().replace("-", "") != "utf8" and hasattr(out, "reconfigure"):
+        out.reconfigure(encoding="utf-8")
+    return out  # type: ignore[no-any-return]
+
+
+def _is_stdout(target: Source) -> bool:
+    """``/dev/stdout`` or ``/dev/fd/1``-like paths that are this process's standard output: written as stdout, never
+    replaced by a file (as root, a renamed file over the /dev/stdout link breaks it for every later program)."""
+    text = str(target)
+    if text in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"):
+        return True
+    if not text.startswith(("/dev/", "/proc/")) or sys.stdout is None:
+        return False
+    try:
+        return os.path.samestat(os.stat(text), os.fstat(1))
+    except OSError:
+        return False
+
+
+def _writes_through(path: Path) -> bool:
+    """A target written in place rather than replaced: a device, FIFO or socket (renaming a file over it would
+    replace the node, and /dev/full would then silently "succeed"), or any path through /dev or /proc."""
+    if not path.exists():
+        return False
+    if not path.is_file():
+        return True
+    where, hops = os.path.abspath(path), 0
+    while hops < 40:
+        if where.startswith(("/dev/", "/proc/")):
+            return True
+        if not os.path.islink(where):
+            return False
+        where = os.path.join(os.path.dirname(where), os.readlink(where))
+        hops += 1
+    return False
+
+
+def is_plain_output(target: Source | None) -> bool:
+    """Whether ``target`` names a regular file that rdistill writes (so a ``.meta.json`` sidecar beside it makes
+    sense): not stdout, a FIFO, a device or /dev/stdout."""
+    if target is None or str(target) == "-" or _is_stdout(target):
+        return False
+    return not _writes_through(Path(target))
+
+
+@contextlib.contextmanager
+def open_output_bytes(target: Source) -> Iterator[IO[bytes]]:
+    """Binary output to a file, written atomically: the data goes to a hidden temporary file beside the target and
+    is renamed over it only when the block ends without an exception, so readers never see half a file and a
+    failed run leaves the old file untouched.
+
+    A folder is refused with one line; a device, FIFO or /dev/stdout is streamed to; a symlink is followed and
+    its target replaced atomically in the target's own folder (the link stays a link, the target is not stale).
     """
-    if target is None or str(target) == "-":
-        yield sys.stdout
+    if str(target) == "-" or _is_stdout(target):
+        if sys.stdout is None:
+            raise UsageError("standard output is closed; give -o FILE, or open stdout (> FILE)")
         sys.stdout.flush()
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
         return
     path = Path(target)
     if path.is_dir():
         raise UsageError(f"{path}: is a folder; give a file name for the output")
-    if path.exists() and not path.is_file():
-        # A device, FIFO or /dev/stdout link: write through it. Renaming a file over it would replace the device
-        # node or link itself (and /dev/full would then silently "succeed").
-        with os_fault(path), open(path, "w", encoding="utf-8", newline="\n") as special:
-            yield special  # type: ignore[misc]
+    if _writes_through(path):
+        with os_fault(path), open(path, "wb") as special:
+            yield special
         return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
+        if path.is_dir():
+            raise UsageError(f"{target}: is a link to a folder; give a file name for the output")
     _make_parent(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with os_fault(path):
         raw = open(tmp, "wb")  # noqa: SIM115 - closed below
     binary: IO[bytes] = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
                          if path.suffix == ".gz" else raw)
-    text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n")  # type: ignore[arg-type]
     try:
-        yield text
-        text.flush()
-        text.detach()  # so that garbage collection of the wrapper does not close the file a second time
+        yield binary
         if binary is not raw:
             binary.close()
         raw.flush()
@@ -584,8 +780,6 @@ def open_output(target: Source | None) -> Iterator[TextIO]:
         raw.close()
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(Exception):
-            text.detach()
         with contextlib.suppress(Exception):
             raw.close()
         with contextlib.suppress(FileNotFoundError):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rdistill import __version__
-from rdistill.io import dumps, write_text_atomic
+from rdistill.io import dumps, is_plain_output, write_text_atomic
 
 
 def versions() -> dict[str, str]:
@@ -27,12 +27,14 @@ def sidecar_path(output: str | Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
-def write_sidecar(output: str | Path, info: dict[str, Any], started: float | None = None) -> Path:
+def write_sidecar(output: str | Path, info: dict[str, Any], started: float | None = None) -> Path | None:
     """Write ``OUTPUT.meta.json``: the caller's info plus versions, command line and time.
 
     ``started`` (a ``time.perf_counter()`` taken when the command began) adds ``wall_seconds``: what the stage cost,
     which ``rdistill report`` adds up per sampling source beside the items the stage counted (queries, pairs,
     groups)."""
+    if not is_plain_output(output):
+        return None  # -o a FIFO, a device or /dev/stdout: nowhere beside it to put a file (/dev/stdout.meta.json)
     record = {"command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info,
               "versions": versions()}
     if started is not None:

@@ -256,11 +256,13 @@ def plot_entropy_vs_effectiveness(entropy: dict[str, float], per_query: dict[Sys
     else:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    # Written beside the target and renamed over it, as every rdistill output, so a failure leaves no half PNG.
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    fig.savefig(tmp, format="png")
+    # Through open_output_bytes, as every rdistill output: atomic (a failure leaves no half PNG), a folder refused,
+    # a symlink followed, a FIFO or device streamed to.
+    from rdistill.io import open_output_bytes
+
+    with open_output_bytes(path) as out:
+        fig.savefig(out, format="png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def render(tables: list[StudyTable], collections: list[Collection], margin: float, alpha: float,

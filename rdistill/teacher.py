@@ -32,8 +32,11 @@ from rdistill.io import (
     dumps,
     exclusive,
     format_run_query,
+    is_plain_output,
     iter_run_queries,
+    open_output,
     source_name,
+    stdout_text,
 )
 from rdistill.journal import Journal, JournalMismatch, header, identity, journal_path, open_journal
 from rdistill.schema import Qrels
@@ -271,8 +274,8 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
     """
     from rdistill.docstore import DocStore
 
-    if resume and output is None:
-        raise UsageError("--resume needs -o FILE (the partial work is kept beside it)")
+    if resume and (output is None or not is_plain_output(output)):
+        raise UsageError("--resume needs -o FILE naming a regular file (the partial work is kept beside it)")
     if output is not None and Path(output).is_dir():
         raise UsageError(f"{output}: is a folder; give a file name for the output")
     teacher = load_teacher(settings, corpus)
@@ -289,13 +292,17 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
                          "corpus": identity(corpus), "model_files": identity(settings.model)})
     if output is None:
         return _score(run, queries, teacher, store, settings, info, name, None, shard, positives)
+    if not is_plain_output(output):  # a FIFO, a device, /dev/stdout: streamed to, no journal beside it
+        with open_output(output) as sink:
+            return _score(run, queries, teacher, store, settings, info, name, None, shard, positives, sink=sink)
     with exclusive(output), open_journal(output, header(JOURNAL_MAGIC, fingerprint), resume) as journal:
         return _score(run, queries, teacher, store, settings, info, name, journal, shard, positives, output)
 
 
 def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeacher | BM25Teacher, store: Any,
            settings: TeacherSettings, info: dict[str, Any], name: str, journal: Journal | None,
-           shard: tuple[int, int], positives: Qrels | None, output: str | None = None) -> dict[str, Any]:
+           shard: tuple[int, int], positives: Qrels | None, output: str | None = None,
+           sink: Any = None) -> dict[str, Any]:
     from rdistill.progress import progress  # not models': BM25 scoring imports no torch
 
     done = journal.done if journal is not None else []
@@ -317,7 +324,7 @@ def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeach
                 continue
             lines = score_chunk(teacher, chunk, queries, store, name)
             if journal is None:
-                sys.stdout.write(lines)
+                (sink or stdout_text()).write(lines)
             else:
                 journal.commit(lines, len(chunk), digest)
             bar.update(pairs)

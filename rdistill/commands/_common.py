@@ -4,10 +4,6 @@ checks several commands make (an input named twice, stdin read more than once)."
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,17 +35,28 @@ def check_distinct(names: list[str], what: str = "an input") -> None:
         raise UsageError(f"{what} is named twice (stdin can be read only once)")
 
 
-@contextlib.contextmanager
-def readable_twice(source: str) -> Iterator[str]:
-    """A path that can be read more than once: ``source`` itself, or stdin spooled to a temporary file (bounded
-    memory whatever the input's size), removed when the block ends."""
-    if source != "-":
-        yield source
-        return
-    from rdistill.io import open_binary
+def check_stdin(inputs: dict[str, str | list[str] | None]) -> None:
+    """Refuse up front two inputs that both claim standard input (``-``, /dev/stdin): the second would find it
+    empty or read the first one's data. ``inputs`` maps how the user named each input to its value(s)."""
+    from rdistill.io import claims_stdin
 
-    with tempfile.TemporaryDirectory(prefix="rdistill-stdin-") as scratch:
-        path = str(Path(scratch) / "input")
-        with open_binary("-") as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        yield path
+    claimed = [f"{label} {item}" for label, value in inputs.items()
+               for item in (value if isinstance(value, list) else [value]) if claims_stdin(item)]
+    if len(claimed) > 1:
+        raise UsageError(f"{' and '.join(claimed)} both read standard input, which can be read only once; "
+                         "give all but one of them as a file")
+
+
+def check_corpus(spec: str | None) -> None:
+    """Refuse, before any model loads, a corpus that cannot be indexed (stdin, a pipe: see ``data.corpus_file``)."""
+    from rdistill.data import corpus_file, is_irds
+
+    if spec is not None and not is_irds(spec):
+        corpus_file(spec)
+
+
+def readable_twice(source: str) -> contextlib.AbstractContextManager[str]:
+    """A path that can be read more than once (see :func:`rdistill.io.rereadable`: a stream spooled once)."""
+    from rdistill.io import rereadable
+
+    return rereadable(source)

@@ -50,10 +50,15 @@ def command(
       rdistill convert --to authors --scores-out scores.json groups.jsonl > triples.jsonl
       rdistill convert --to tevatron --queries ../shared/data/scifact --corpus ../shared/data/scifact \\
           groups.jsonl > tevatron.jsonl
+      rdistill convert --from authors --scores <(zcat teacher.trec.gz) triples.jsonl > groups.jsonl
     """
     from rdistill import interchange as ix
+    from rdistill.commands._common import check_corpus, check_stdin
     from rdistill.io import dumps, open_output, read_run, write_text_atomic
 
+    check_stdin({"INPUT": source, "--scores": scores, "--scores-json": scores_json, "--qrels": qrels,
+                 "--queries": queries, "--corpus": corpus})
+    check_corpus(corpus)
     if from_ not in READ_FORMATS:
         raise UsageError(f"--from {from_!r}: expected one of {', '.join(READ_FORMATS)}")
     if to not in WRITE_FORMATS:

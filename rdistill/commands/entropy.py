@@ -50,10 +50,12 @@ def command(
       rdistill entropy < scored.trec > entropy.jsonl
       rdistill entropy --definition pairwise --k 100 --plot entropy.png < scored.trec > entropy.jsonl
       rdistill entropy --keep below-q3 --entropy-out entropy.jsonl < groups.jsonl > groups.below-q3.jsonl
+      rdistill entropy <(zcat scored.trec.gz) > entropy.jsonl
     """
+    import contextlib
+
     from rdistill import entropy as ent
-    from rdistill.commands._common import readable_twice
-    from rdistill.io import open_output, write_jsonl
+    from rdistill.io import open_output, rereadable, write_jsonl
 
     if definition not in ent.DEFINITIONS:
         raise UsageError(f"--definition {definition!r}: expected one of {', '.join(ent.DEFINITIONS)}")
@@ -61,8 +63,9 @@ def command(
         raise UsageError("--entropy-out goes with --keep (without a cut, the entropy JSONL is the output)")
     if bits and definition == "pairwise":
         raise UsageError("pairwise entropy is always in bits; --bits applies to softmax and sumnorm")
-    # The input kind is sniffed first and a cut's kept part is emitted in a second pass: stdin is spooled.
-    with readable_twice(source) as path:
+    # The input's kind is peeked at (one open); only a cut needs a second pass, to emit the kept part: then a
+    # stream (stdin, a pipe, /dev/fd/N) is spooled once to a temporary file.
+    with rereadable(source) if keep is not None else contextlib.nullcontext(source) as path:
         measured = ent.measure(path, definition, temperature, k, bits)
         values = measured.values
         bounds = ent.cut_bounds(values, keep) if keep is not None else None

@@ -75,13 +75,16 @@ def command(
       rdistill eval --qrels ../shared/data/scifact --split test bm25.trec dense.trec student.trec
       rdistill eval --qrels ../shared/data/cranfield --split test --card students/cross \\
           student.test.trec teacher.test.trec
+      rdistill eval --qrels sample_data/qrels.txt <(zcat old.trec.gz) <(zcat new.trec.gz)
     """
+    from rdistill.commands._common import check_stdin
     from rdistill.data import load_qrels
     from rdistill.evaluation import evaluate_many, parse_measures
     from rdistill.evaluation_output import write_evaluations
     from rdistill.io import open_output, read_run_table
 
     names = runs or ["-"]
+    check_stdin({"the run": list(dict.fromkeys(names)), "--qrels": qrels})  # a name twice: said below
     if len(set(names)) != len(names):
         raise UsageError("a run is named twice (stdin can be read only once)")
     if correction not in CORRECTIONS:

@@ -52,13 +52,16 @@ def command(
       rdistill score-teacher --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact < bm25.test.trec > minilm.trec
       rdistill fuse --method wsum --norm minmax bm25.scored.trec minilm.trec > fused.trec
+      rdistill fuse --method rrf bm25.scored.trec <(zcat minilm.trec.gz) | rdistill eval --qrels qrels.txt
     """
     import time
 
+    from rdistill.commands._common import check_stdin
     from rdistill.fusion import FuseConfig, FuseStats, fuse, parse_weights
     from rdistill.io import format_run_query, open_output, source_name
 
     start = time.perf_counter()
+    check_stdin({"the run": list(dict.fromkeys(runs))})  # "-" twice: fuse says so itself
     config = FuseConfig(method=method, norm=norm, weights=parse_weights(weights, len(runs)), rrf_k=rrf_k,
                         require_all=require_all)
     stats = FuseStats()

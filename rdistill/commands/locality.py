@@ -55,14 +55,18 @@ def command(
       rdistill locality --model all-MiniLM-L6-v2 --corpus ../shared/data/scifact groups.jsonl > diam.jsonl
       rdistill locality --corpus ../shared/data/scifact --coverage-against bm25.test.trec \\
           bm25-groups.jsonl random-groups.jsonl
+      rdistill locality --corpus ../shared/data/scifact --coverage-against <(zcat bm25.test.trec.gz) \\
+          groups.jsonl
     """
-    from rdistill.commands._common import check_distinct
+    from rdistill.commands._common import check_distinct, check_stdin
     from rdistill.errors import UsageError
     from rdistill.io import dumps, open_output, write_text_atomic
     from rdistill.locality import measure
 
     names = inputs or ["-"]
     check_distinct(names)
+    check_stdin({"INPUT": list(dict.fromkeys(names)), "--coverage-against": coverage_against, "--corpus": corpus,
+                 "--embeddings": embeddings})
     if output is not None and model is None and embeddings is None:
         # Coverage alone has no per-query rows: -o would be an empty file that looks like a result.
         raise UsageError("-o: coverage alone writes no per-query rows (its summary goes to stderr, or to "

@@ -91,6 +91,7 @@ def command(
     """
     import time
 
+    from rdistill.commands._common import check_corpus, check_stdin
     from rdistill.data import load_queries
     from rdistill.io import format_run_query, open_output
     from rdistill.retrieval import retrieve
@@ -98,6 +99,8 @@ def command(
     from rdistill.shards import in_shard, parse_shard
 
     start = time.perf_counter()
+    check_stdin({"--queries": queries, "--corpus": corpus})
+    check_corpus(corpus)
     part = parse_shard(shard)
     budget = parse_memory(memory)
     if dense and model is None:

@@ -95,6 +95,8 @@ def command(
           --split train --emit-candidates --no-scores | rdistill score-teacher ... > random.teacher.trec
       rdistill sample --strategy ensemble --scores teacher.trec --corpus ../shared/data/scifact \\
           --qrels ../shared/data/scifact --split train bm25.trec dense.trec > ensemble.jsonl
+      rdistill sample --strategy window --window 1:100 --qrels ../shared/data/scifact --split train \\
+          --scores <(zcat teacher.trec.gz) bm25.trec > groups.jsonl
     """
     import time
     from dataclasses import replace
@@ -119,6 +121,9 @@ def command(
         typer.echo(f"sample: --strategy {strategy} reads no ranking and no --scores was given: groups carry "
                    "\"scores\": null (list their documents with --emit-candidates, score them with "
                    "score-teacher, and pass that as --scores)", err=True)
+    from rdistill.commands._common import check_stdin
+
+    check_stdin({"the run": list(dict.fromkeys(names)), "--scores": scores, "--qrels": qrels, "--corpus": corpus})
     config.check_inputs(names, scores)
 
     judged = load_qrels(qrels, split)

@@ -117,12 +117,15 @@ def command(
           -o teacher.train.trec --resume bm25.train.trec
       rdistill score-teacher --model ms-marco-MiniLM-L-12-v2 --dtype int8 --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact < bm25.trec > cross.trec
+      rdistill score-teacher --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
+          --corpus ../shared/data/scifact <(zcat bm25.trec.gz) > scored.trec
       rdistill score-teacher --model bm25 --index idx --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact --qrels ../shared/data/scifact --split train < bm25.train.trec \\
           > bm25.pools.trec
     """
     import time
 
+    from rdistill.commands._common import check_corpus, check_stdin
     from rdistill.data import load_qrels, load_queries
     from rdistill.distributed import World
     from rdistill.meta import write_sidecar
@@ -130,6 +133,8 @@ def command(
     from rdistill.teacher import TeacherSettings, score_run
 
     start = time.perf_counter()
+    check_stdin({"the run": run, "--queries": queries, "--qrels": qrels, "--corpus": corpus})
+    check_corpus(corpus)
     if model != "bm25" and (index is not None or bm25_variant != "okapi"):
         raise UsageError("--index and --bm25-variant apply to --model bm25")
     if kind not in (None, "cross", "bi"):

@@ -96,10 +96,19 @@ def command(
       rdistill train --student cross --model all-MiniLM-L6-v2 --init-layers 2 --loss marginmse \\
           --queries ../shared/data/scifact --corpus ../shared/data/scifact --group-size 8 \\
           --max-steps 200 --seed 1 --out student < groups.jsonl
+      mkfifo groups.fifo
+      rdistill sample --strategy window --window 1:100 --qrels ../shared/data/scifact --split train \\
+          < teacher.trec > groups.fifo &
+      rdistill train --student cross --model all-MiniLM-L6-v2 --queries ../shared/data/scifact \\
+          --corpus ../shared/data/scifact --out student groups.fifo
       rdistill score-teacher --model student --queries ../shared/data/scifact \\
           --corpus ../shared/data/scifact < bm25.test.trec > student.trec
     """
+    from rdistill.commands._common import check_corpus, check_stdin
     from rdistill.training import TrainConfig, train
+
+    check_stdin({"the groups": groups, "--queries": queries, "--corpus": corpus})
+    check_corpus(corpus)
 
     train(TrainConfig(
         model=model, queries=queries, corpus=corpus, out=out, groups=groups, student=student, loss=loss,

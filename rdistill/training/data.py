@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rdistill.errors import InputError
-from rdistill.io import dumps, iter_groups, source_name
+from rdistill.io import dumps, is_stream, iter_groups, source_name
 from rdistill.meta import file_sha256
 
 
@@ -48,6 +48,7 @@ def read_groups(source: str | Path, group_size: int | None = None, seed: int = 4
     """
     name = source_name(source)
     digest = hashlib.sha256()
+    stream = is_stream(source)  # read once: a FIFO or /dev/fd/N cannot be reopened to hash the file
     groups: list[TrainGroup] = []
     for lineno, group in iter_groups(source):
         scores = group.scores
@@ -58,9 +59,9 @@ def read_groups(source: str | Path, group_size: int | None = None, seed: int = 4
         if group_size is not None and len(doc_ids) > group_size:
             doc_ids, scores = _subsample(doc_ids, scores, group_size, seed, lineno)
         groups.append(TrainGroup(group.query_id, tuple(doc_ids), None if scores is None else tuple(scores), lineno))
-        if str(source) == "-":
+        if stream:
             digest.update(dumps(group._asdict()).encode("utf-8") + b"\n")
-    sha = digest.hexdigest() if str(source) == "-" else file_sha256(source)
+    sha = digest.hexdigest() if stream else file_sha256(source)
     return groups, sha
 
 

@@ -105,8 +105,10 @@ def _setup_device(config: TrainConfig, world: World) -> torch.device:
             torch.cuda.set_device(device)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if config.groups == "-":
-            raise UsageError("under torchrun give the groups as a file, not stdin (every rank reads it)")
+        from rdistill.io import is_stream
+
+        if is_stream(config.groups):
+            raise UsageError("under torchrun give the groups as a file, not stdin or a pipe (every rank reads it)")
     if config.amp != "none" and device.type != "cuda":
         raise UsageError(f"--amp {config.amp} needs a GPU (--device cuda); on the CPU train in fp32")
     return device
