@@ -116,6 +116,7 @@ def test_readme_tour_runs_as_written(tmp_path: Path, minilm_path: Path) -> None:
     assert len(groups) == n_train
     assert all(len(g["doc_ids"]) == 8 and g["scores"] is not None for g in groups)
     assert (work / "student" / "config.json").is_file()
+    assert (work / "student" / "rdistill_documents.json").is_file()  # the frozen document tower it was trained with
     assert len(read_run(work / "student.test.trec")) == n_test
     assert "student.test.trec" in proc.stdout and "ndcg@10" in proc.stdout  # eval's table on stdout
 

@@ -48,18 +48,18 @@ def test_make_demo_runs_the_whole_chain(tmp_path: Path, tiny_cross: Path, tiny_b
     make_slice(DATA / "vaswani", data / "vas", 300, ("test",))
     out = tmp_path / "out"
     cmd = ["make", "-C", str(ROOT), "demo", f"BIN={Path(sys.executable).parent}", f"DATA={data}", "DATASET=cran",
-           "OOD=vas", f"OUT={out}", f"TEACHER_MODEL={tiny_cross}", f"STUDENT={tiny_cross}", "INIT_LAYERS=1",
+           "OOD=vas", f"OUT={out}", f"TEACHER_MODEL={tiny_cross}", f"STUDENT={tiny_bi}", "INIT_LAYERS=1",
            "GROUP_SIZE=4", "BATCH=2", "STEPS=3", "DEPTH=50", "RERANK_DEPTH=20", "WINDOW=1:20"]
     # The timeouts only guard against a hang (the fused teacher adds two stages per pool); on a shared machine the
     # chain can take several times its quiet-machine time.
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = (out / "report.md").read_text()
-    for text in ("| marginmse | bm25 | 1 |", "| marginmse | teacher | 1 |", "| loss | sampling | seeds | cran nDCG@10 | cran AP | "
+    for text in ("| kl | bm25 | 1 |", "| kl | teacher | 1 |", "| loss | sampling | seeds | cran nDCG@10 | cran AP | "
                  "vas nDCG@10 |", "| (baseline) | bm25 |", "| (baseline) | teacher |"):
         assert text in report
     for collection in ("cran", "vas"):
-        for student in ("bm25.marginmse.s42", "teacher.marginmse.s42"):
+        for student in ("bm25.kl.s42", "teacher.kl.s42"):
             run = out / "runs" / collection / f"{student}.trec"
             assert run.stat().st_size > 0
     assert (out / "entropy_vs_ndcg.png").stat().st_size > 0
@@ -68,11 +68,15 @@ def test_make_demo_runs_the_whole_chain(tmp_path: Path, tiny_cross: Path, tiny_b
     import yaml
     from sentence_transformers import SentenceTransformer
 
-    for student in ("bm25.marginmse.s42", "teacher.marginmse.s42"):
+    for student in ("bm25.kl.s42", "teacher.kl.s42"):
         card = (out / "students" / student / "README.md").read_text()
         assert yaml.safe_load(card.split("---\n")[1])["datasets"] == ["cran"]
-        assert f"\n# {student}\n" in card and "- Loss: marginmse" in card and "- Sampling: " in card
+        assert f"\n# {student}\n" in card and "- Loss: kl" in card and "- Sampling: " in card
         assert SentenceTransformer(str(out / "students" / student), device="cpu").similarity_fn_name == "dot"
+        # The default student trains its query tower only; its folder names the document tower it was trained
+        # against, which is the initial model (here the tiny bi-encoder).
+        tower = orjson.loads((out / "students" / student / "rdistill_documents.json").read_bytes())
+        assert tower["model"] == str(tiny_bi) and tower["max_length"] == 256
     # The default teacher is the fusion of BM25 and TEACHER_MODEL over the same pools, positives included.
     fused = (out / "teacher.train.trec").read_text().splitlines()
     assert fused and all(line.endswith(" fused") and 0.0 <= float(line.split()[4]) <= 2.0 for line in fused)
