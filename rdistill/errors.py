@@ -29,3 +29,11 @@ class InputError(RdistillError):
 
 class UsageError(RdistillError):
     """Arguments that cannot work together, or that name something that does not exist."""
+
+
+def note(message: str) -> None:
+    """One ``rdistill: note: ...`` line on stderr: input accepted by a documented rule the user should know was
+    applied (a duplicate that counts once, an option that could not be honoured in full)."""
+    import sys
+
+    print(f"rdistill: note: {message}", file=sys.stderr)

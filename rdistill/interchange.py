@@ -15,14 +15,15 @@ Texts are joined from the corpus through :class:`rdistill.docstore.DocStore` (bo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
 
-from rdistill.errors import InputError, UsageError
-from rdistill.io import check_id, iter_groups, iter_jsonl, open_binary, require, source_name
-from rdistill.schema import Group, Qrels
+from rdistill.errors import InputError, UsageError, note
+from rdistill.io import check_group, check_id, iter_groups, iter_jsonl, open_binary, require, source_name
+from rdistill.schema import Group, Qrels, is_finite
 
 READ_FORMATS = ("groups", "authors", "sentence-transformers")
 WRITE_FORMATS = ("groups", "authors", "tevatron", "flagembedding")
@@ -44,7 +45,20 @@ def load_score_json(source: str) -> dict[str, dict[str, float]]:
             raise InputError(name, None, f"invalid JSON ({exc})") from None
     if not isinstance(obj, dict) or not all(isinstance(v, dict) for v in obj.values()):
         raise InputError(name, None, "expected one JSON object {query_id: {doc_id: score}}")
-    return {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in obj.items()}
+    table: dict[str, dict[str, float]] = {}
+    for qid, docs in obj.items():
+        row = table[str(qid)] = {}
+        for doc, score in docs.items():
+            # Located by ids: the file is one JSON object, whose line says little.
+            if not isinstance(score, int | float) or isinstance(score, bool) or not is_finite(float(score)
+                                                                                            if abs(score) < 1e308
+                                                                                            else math.inf):
+                raise InputError(name, None, f"query {qid!r}, document {doc!r}: expected a finite number as the "
+                                 f"score, got {score!r}")
+            row[str(doc)] = float(score)
+    if not table:
+        raise InputError(name, None, "no scores: expected one JSON object {query_id: {doc_id: score}}")
+    return table
 
 
 def _labels(qrels: Qrels | None, qid: str, doc_ids: list[str]) -> list[int]:
@@ -81,15 +95,36 @@ def read_authors(source: str, scores: dict[str, dict[str, float]] | None, qrels:
         # Ids a TREC line or a groups reader would reject are refused here, so the writer never emits them.
         qid = check_id(qid, name, lineno, "field 'query_id'")
         doc_ids = [check_id(d, name, lineno, "a document id") for d in (positive, *negatives)]
-        yield Group(qid, doc_ids, _labels(qrels, qid, doc_ids), _scores(scores, qid, doc_ids, name, lineno),
-                    {"source": "authors-triples"})
+        yield _checked(Group(qid, doc_ids, _labels(qrels, qid, doc_ids), _scores(scores, qid, doc_ids, name, lineno),
+                             {"source": "authors-triples"}), name, lineno, qrels)
+
+
+def _checked(group: Group, name: str, lineno: int, qrels: Qrels | None) -> Group:
+    """A group made from another format, held to what the groups reader accepts (so ``convert`` never writes a
+    group that ``train`` refuses), with the blame on the input line it came from."""
+    if qrels is not None and group.labels[0] <= 0:
+        raise InputError(name, lineno, f"query {group.query_id!r}: the positive {group.doc_ids[0]!r} is judged "
+                         f"{group.labels[0]} (not relevant, or not judged) in --qrels; a group starts with a positive")
+    check_group(group, name, lineno)
+    return group
+
+
+def _counted(groups: Iterator[Group], name: str, fmt: str) -> Iterator[Group]:
+    """Refuse an input that gives no group at all: an empty file converted to an empty file says nothing."""
+    n = 0
+    for group in groups:
+        n += 1
+        yield group
+    if n == 0:
+        raise InputError(name, None, f"no groups: expected {fmt} records, one JSON object a line")
 
 
 def read_sentence_transformers(source: str, scores: dict[str, dict[str, float]] | None,
                                qrels: Qrels | None = None) -> Iterator[Group]:
     name = source_name(source)
+    no_positive = 0
     for lineno, obj in iter_jsonl(source):
-        qid = require(obj, "qid", name, lineno)
+        qid = check_id(require(obj, "qid", name, lineno), name, lineno, "field 'qid'")
         positives = _ids(require(obj, "pos", name, lineno, list), name, lineno, "pos")
         neg = require(obj, "neg", name, lineno, (dict, list))
         systems = sorted(neg.items()) if isinstance(neg, dict) else [("", neg)]
@@ -99,10 +134,14 @@ def read_sentence_transformers(source: str, scores: dict[str, dict[str, float]] 
             negatives.update(dict.fromkeys(d for d in _ids(ids, name, lineno, f"neg.{system}" if system else "neg")
                                            if d not in pos_set))
         meta = {"source": "sentence-transformers", "systems": [s for s, _ in systems if s]}
-        for positive in positives:
-            doc_ids = [positive, *negatives]
-            yield Group(qid, doc_ids, _labels(qrels, qid, doc_ids), _scores(scores, qid, doc_ids, name, lineno),
-                        meta)
+        if not positives:
+            no_positive += 1  # one group per positive: none here (a documented rule, counted in a note)
+        for positive in dict.fromkeys(positives):  # a positive listed twice gives its group once
+            doc_ids = [check_id(d, name, lineno, "a document id") for d in (positive, *negatives)]
+            yield _checked(Group(qid, doc_ids, _labels(qrels, qid, doc_ids),
+                                 _scores(scores, qid, doc_ids, name, lineno), meta), name, lineno, qrels)
+    if no_positive:
+        note(f"{name}: {no_positive} line(s) list no positive ('pos': []) and give no group")
 
 
 # ----------------------------------------------------------------------------------------------------- writers
@@ -146,9 +185,10 @@ def read(source: str, fmt: str = "groups", scores: dict[str, dict[str, float]] |
     if fmt == "groups":
         return read_groups_file(source)
     if fmt == "authors":
-        return read_authors(source, scores, qrels)
+        return _counted(read_authors(source, scores, qrels), source_name(source), "authors' triple")
     if fmt == "sentence-transformers":
-        return read_sentence_transformers(source, scores, qrels)
+        return _counted(read_sentence_transformers(source, scores, qrels), source_name(source),
+                        "sentence-transformers hard-negative")
     raise UsageError(f"--from {fmt!r}: expected one of {', '.join(READ_FORMATS)}")
 
 

@@ -23,7 +23,7 @@ from typing import IO, Any, TextIO
 
 import orjson
 
-from rdistill.errors import InputError, UsageError
+from rdistill.errors import InputError, UsageError, note
 from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, RunTable, as_id, check_finite, is_finite
 
 Source = str | os.PathLike[str]
@@ -157,6 +157,8 @@ def parse_run_line(line: str, name: str, lineno: int) -> RunRow | None:
             return None
         raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
     qid, _q0, doc, rank, score, tag = fields
+    if "\0" in line:  # a NUL splits no field, so it would pass on inside an id every other tool chokes on
+        raise InputError(name, lineno, "a NUL character in an id; ids are printable text")
     try:
         value = float(score)
     except ValueError:
@@ -190,10 +192,24 @@ def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
     A query's rows must be contiguous (every tool writes them so); a query that comes back after another one is
     an error that says how to fix the file, since silently merging would need the whole run in memory.
     """
+    for qid, docs, _lines in _run_queries(source, None):
+        yield qid, docs
+
+
+def iter_run_queries_located(source: Source) -> Iterator[tuple[str, dict[str, float], list[int]]]:
+    """:func:`iter_run_queries` with the line number of each document's row (in the dict's order), for errors
+    about content found later (a query missing from --queries, a document missing from the corpus) that must
+    point at the line where the id stands."""
+    return _run_queries(source, [])
+
+
+def _run_queries(source: Source, lines: list[int] | None) -> Iterator[tuple[str, dict[str, float], list[int]]]:
     name = source_name(source)
     seen: set[str] = set()
     current: str | None = None
     docs: dict[str, float] = {}
+    located = lines is not None
+    where: list[int] = []
     for lineno, line in iter_lines(source):
         row = parse_run_line(line, name, lineno)
         if row is None:
@@ -201,19 +217,21 @@ def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
         qid, doc = row[0], row[1]  # (query_id, doc_id): indexing is faster than the named fields here
         if qid != current:
             if current is not None:
-                yield current, docs
+                yield current, docs, where
             if qid in seen:
                 raise InputError(
                     name, lineno, f"query {qid!r} appears again after other queries; group the run by query first "
                     "(e.g. sort -s -k1,1)")
             seen.add(qid)
-            current, docs = qid, {}
+            current, docs, where = qid, {}, []
         if doc in docs:
             raise InputError(name, lineno, f"document {doc!r} appears twice for query {qid!r}")
         docs[doc] = row[3]  # score
+        if located:
+            where.append(lineno)
     if current is None:
         raise InputError(name, None, f"empty input: expected {RUN_FORMAT}")
-    yield current, docs
+    yield current, docs, where
 
 
 def read_run(source: Source) -> Run:
@@ -273,8 +291,8 @@ def read_run_table(source: Source) -> RunTable:
             end = data.find(b"\n", min(pos + _BLOCK, len(data) - 1)) + 1 or len(data)
             block = np.frombuffer(data, dtype=np.uint8, count=end - pos, offset=pos)
             pos = end
-            if block.max() >= 0x80:
-                raise ValueError("beyond ASCII: str.split also splits on Unicode spaces")
+            if block.max() >= 0x80 or block.min() == 0:  # a NUL goes the slow way too: parse_run_line says where
+                raise ValueError("beyond ASCII (str.split also splits on Unicode spaces), or a NUL")
             newline = block == 10
             gap = space[block] | newline
             after_gap = np.r_[True, gap[:-1]]
@@ -406,21 +424,30 @@ def iter_qrels(source: Source) -> Iterator[QrelRow]:
     """TREC qrels (4 fields) or BEIR qrels TSV (3 fields, optional header), tabs or spaces."""
     name = source_name(source)
     for lineno, line in iter_lines(source):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) == 4:
-            qid, iteration, doc, rel = fields
-        elif len(fields) == 3:
-            qid, doc, rel = fields
-            iteration = "0"
-            if lineno == 1 and not _is_int(rel):  # BEIR's "query-id corpus-id score" header
-                continue
-        else:
-            raise InputError(name, lineno, f"expected {QRELS_FORMAT}, got {len(fields)} field(s)")
-        if not _is_int(rel):
-            raise InputError(name, lineno, f"expected an integer relevance level, got {rel!r}")
-        yield QrelRow(qid, doc, int(rel), iteration)
+        row = parse_qrels_line(line, name, lineno)
+        if row is not None:
+            yield row
+
+
+def parse_qrels_line(line: str, name: str, lineno: int) -> QrelRow | None:
+    """One qrels line (None for a blank line or BEIR's header)."""
+    fields = line.split()
+    if not fields:
+        return None
+    if len(fields) == 4:
+        qid, iteration, doc, rel = fields
+    elif len(fields) == 3:
+        qid, doc, rel = fields
+        iteration = "0"
+        if lineno == 1 and not _is_int(rel):  # BEIR's "query-id corpus-id score" header
+            return None
+    else:
+        raise InputError(name, lineno, f"expected {QRELS_FORMAT}, got {len(fields)} field(s)")
+    if not _is_int(rel):
+        raise InputError(name, lineno, f"expected an integer relevance level, got {rel!r}")
+    if "\0" in line:
+        raise InputError(name, lineno, "a NUL character in an id; ids are printable text")
+    return QrelRow(qid, doc, int(rel), iteration)
 
 
 def _is_int(text: str) -> bool:
@@ -432,13 +459,34 @@ def _is_int(text: str) -> bool:
 
 
 def read_qrels(source: Source) -> Qrels:
+    """A whole qrels file. A (query, document) pair judged twice with different grades is refused at its second
+    line (which grade the user meant is unknowable); judged twice with the same grade, it counts once, with a note."""
     name = source_name(source)
     qrels: Qrels = {}
-    for row in iter_qrels(source):
-        qrels.setdefault(row.query_id, {})[row.doc_id] = row.relevance
+    repeats = 0
+    for lineno, row in _located_qrels(source, name):
+        docs = qrels.setdefault(row.query_id, {})
+        before = docs.get(row.doc_id)
+        if before is not None:
+            if before != row.relevance:
+                raise InputError(name, lineno, f"query {row.query_id!r}, document {row.doc_id!r} is judged again "
+                                 f"with grade {row.relevance} after grade {before}; a pair has one grade")
+            repeats += 1
+            continue
+        docs[row.doc_id] = row.relevance
     if not qrels:
         raise InputError(name, None, f"empty input: expected {QRELS_FORMAT}")
+    if repeats:
+        note(f"{name}: {repeats} (query, document) pair(s) judged twice with the same grade; each counts once")
     return qrels
+
+
+def _located_qrels(source: Source, name: str) -> Iterator[tuple[int, QrelRow]]:
+    """:func:`iter_qrels` with each row's line number (for errors that point at a second judgment)."""
+    for lineno, line in iter_lines(source):
+        row = parse_qrels_line(line, name, lineno)
+        if row is not None:
+            yield lineno, row
 
 
 # --------------------------------------------------------------------------------------------------------- JSONL
@@ -469,6 +517,8 @@ def check_id(value: Any, name: str, lineno: int, what: str) -> str:
         raise InputError(name, lineno, f"{what} is empty")
     if any(ch.isspace() for ch in ident):
         raise InputError(name, lineno, f"{what} {ident!r} contains whitespace, which a TREC line cannot hold")
+    if not ident.isprintable():  # NUL, other control characters, a BOM inside: an id no one could type or match
+        raise InputError(name, lineno, f"{what} {ident!r} contains a control or invisible character")
     return ident
 
 
@@ -517,8 +567,10 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
             labels = [1] + [0] * (len(doc_ids) - 1)
         elif not isinstance(labels, list) or len(labels) != len(doc_ids) or not all(map(_is_number, labels)):
             raise InputError(name, lineno, f"field 'labels' should be a list of {len(doc_ids)} labels, one per doc id")
-        elif labels[0] <= 0:
-            raise InputError(name, lineno, f"the first document must be the positive, but its label is {labels[0]}")
+        elif not all(float(x).is_integer() for x in labels):
+            bad = next(x for x in labels if not float(x).is_integer())
+            raise InputError(name, lineno, f"field 'labels' holds {bad!r}; labels are integer relevance grades "
+                             "(as in qrels)")
         scores = obj.get("scores")
         if scores is not None:
             if not isinstance(scores, list) or len(scores) != len(doc_ids) or not all(map(_is_number, scores)):
@@ -531,9 +583,29 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
         if not isinstance(meta, dict):
             raise InputError(name, lineno, "field 'meta' should be an object")
         count += 1
-        yield lineno, Group(qid, doc_ids, [int(x) for x in labels], scores, meta)
+        group = Group(qid, doc_ids, [int(x) for x in labels], scores, meta)
+        check_group(group, name, lineno)
+        yield lineno, group
     if count == 0:
         raise InputError(name, None, f"empty input: expected {GROUPS_FORMAT}, one a line")
+
+
+def check_group(group: Group, name: str, lineno: int | None) -> None:
+    """What a group must be beyond its fields' types, checked where one is read and where one is made from another
+    tool's format, so that no writer emits a group :func:`iter_groups` refuses: at least 2 documents, the first a
+    positive (label above 0), each document once (a positive again among its negatives would be trained as both)."""
+    if len(group.doc_ids) < 2:
+        raise InputError(name, lineno, f"query {group.query_id!r}: a group needs a positive and at least one "
+                         f"negative, got {len(group.doc_ids)} document(s)")
+    if group.labels[0] <= 0:
+        raise InputError(name, lineno, f"query {group.query_id!r}: the first document must be the positive, but "
+                         f"its label is {group.labels[0]} (document {group.doc_ids[0]!r})")
+    if len(set(group.doc_ids)) != len(group.doc_ids):
+        seen: set[str] = set()
+        twice = next(d for d in group.doc_ids if d in seen or seen.add(d))  # type: ignore[func-returns-value]
+        what = "the positive, listed again among the negatives" if twice == group.doc_ids[0] else "listed twice"
+        raise InputError(name, lineno, f"query {group.query_id!r}: document {twice!r} is {what}; a group lists "
+                         "each document once")
 
 
 def dumps(obj: Any) -> str:

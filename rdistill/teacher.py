@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from rdistill.errors import RdistillError, UsageError
+from rdistill.errors import InputError, RdistillError, UsageError
 from rdistill.io import (
     Source,
     dumps,
     exclusive,
     format_run_query,
-    iter_run_queries,
+    iter_run_queries_located,
     open_output,
     os_fault,
     source_name,
@@ -182,6 +182,16 @@ class BM25Teacher:
         return out
 
 
+class MissingDocument(UsageError):
+    """A document of a chunk that the teacher's index lacks; ``position`` is its place in the chunk's pairs, so
+    :func:`score_chunk` can name the run line it came from."""
+
+    def __init__(self, doc_id: str, position: int) -> None:
+        super().__init__(f"document {doc_id!r} is not in the corpus")
+        self.doc_id = doc_id
+        self.position = position
+
+
 class _IdRows:
     """Document id -> embedding row through :class:`rdistill.docstore.HashIndex`, its table saved memory-mapped."""
 
@@ -206,7 +216,7 @@ class _IdRows:
                     out[n] = row
                     break
             else:
-                raise UsageError(f"document {doc_id!r} is not in the corpus")
+                raise MissingDocument(doc_id, n)
         return out
 
 
@@ -230,6 +240,12 @@ class JournalMismatch(UsageError):
     """--resume with input other than the journal was made from."""
 
 
+class Interrupted(RdistillError):
+    """Ctrl-C: said in one line (what was kept, how to resume), with the shell's exit status for SIGINT."""
+
+    exit_code = 130
+
+
 class JournalKept(UsageError):
     """The output could not be written, but the journal of scored chunks is good and kept for --resume."""
 
@@ -240,6 +256,9 @@ class Chunk(list):  # type: ignore[type-arg]
     ever continued with the input it began with, even on stdin."""
 
     digest: str = ""
+    # Per (query id, pool): the run line of each of the pool's documents (0 for a positive added from --qrels),
+    # the query's own line being its first document's.
+    where: list[list[int]]
 
 
 def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
@@ -247,10 +266,10 @@ def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
     """The run's queries in this shard, each pool with its judged positives added, grouped into chunks."""
     from rdistill.shards import in_shard
 
-    chunk = Chunk()
+    chunk = _new_chunk()
     digest = hashlib.sha1()
     size = 0
-    for qid, docs in iter_run_queries(run):
+    for qid, docs, lines in iter_run_queries_located(run):
         if not in_shard(qid, shard):
             continue
         pool = list(docs)
@@ -258,29 +277,58 @@ def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
             seen = set(pool)
             pool += [d for d, rel in sorted(positives.get(qid, {}).items()) if rel > 0 and d not in seen]
         chunk.append((qid, pool))
+        chunk.where.append(lines + [0] * (len(pool) - len(lines)))
         digest.update(f"{qid}\t{dumps(docs)}\t{' '.join(pool)}\n".encode())
         size += len(pool)
         if size >= chunk_pairs:
             chunk.digest = digest.hexdigest()
             yield chunk
-            chunk, size, digest = Chunk(), 0, hashlib.sha1()
+            chunk, size, digest = _new_chunk(), 0, hashlib.sha1()
     if chunk:
         chunk.digest = digest.hexdigest()
         yield chunk
 
 
+def _new_chunk() -> Chunk:
+    chunk = Chunk()
+    chunk.where = []
+    return chunk
+
+
 def score_chunk(teacher: CrossTeacher | BiTeacher | BM25Teacher, chunk: list[tuple[str, list[str]]],
-                queries: dict[str, str], store: Any, tag: str) -> str:
-    """The canonical TREC lines of a chunk's queries, re-scored and re-sorted by the teacher."""
+                queries: dict[str, str], store: Any, tag: str, run_name: str = "the run") -> str:
+    """The canonical TREC lines of a chunk's queries, re-scored and re-sorted by the teacher.
+
+    A query missing from ``queries`` or a document missing from the corpus is an error at the run line where its
+    id stands (``run_name``:line), when the chunk knows its lines (see :class:`Chunk`)."""
+    where: list[list[int]] = getattr(chunk, "where", None) or [[] for _ in chunk]
+    lines = [n for pool_lines in where for n in pool_lines]
+
+    def missing_doc(position: int, doc_id: str) -> RdistillError:
+        line = lines[position] if position < len(lines) else None
+        if line == 0:  # added from --qrels: no run line to point at
+            return UsageError(f"document {doc_id!r}, a judged positive added from --qrels, is not in the corpus")
+        return InputError(run_name, line, f"document {doc_id!r} is not in the corpus")
+
     q_texts: list[str] = []
     doc_ids: list[str] = []
-    for qid, pool in chunk:
+    for (qid, pool), pool_lines in zip(chunk, where, strict=True):
         if qid not in queries:
-            raise UsageError(f"query {qid!r} of the run is not in --queries")
+            raise InputError(run_name, pool_lines[0] if pool_lines else None,
+                             f"query {qid!r} of the run is not in --queries")
         q_texts += [queries[qid]] * len(pool)
         doc_ids += pool
-    texts = [store.text(d) for d in doc_ids] if teacher.needs_texts else []
-    scores = teacher.score(q_texts, doc_ids, texts)
+    texts: list[str] = []
+    if teacher.needs_texts:
+        for n, doc_id in enumerate(doc_ids):
+            doc = store.find(doc_id)
+            if doc is None:
+                raise missing_doc(n, doc_id)
+            texts.append(doc.full_text)
+    try:
+        scores = teacher.score(q_texts, doc_ids, texts)
+    except MissingDocument as exc:
+        raise missing_doc(exc.position, exc.doc_id) from None
     out = []
     start = 0
     for qid, pool in chunk:
@@ -394,15 +442,19 @@ def score_run(run: Source, queries: dict[str, str], corpus: str, settings: Teach
             _close_quietly(journal)
             path.unlink(missing_ok=True)
             raise
-        except BaseException:
+        except BaseException as exc:
             # A crash, Ctrl-C or a device fault: the finished chunks are good and the same command can go on.
             _close_quietly(journal)
             kept = path.exists() and path.stat().st_size > len(header) + 1
+            if not kept:
+                path.unlink(missing_ok=True)  # nothing finished: no journal to resume
+            if isinstance(exc, KeyboardInterrupt):  # one line: what was kept and how to go on
+                raise Interrupted("interrupted; " + (
+                    f"the finished chunks are kept in {path}: the same command with --resume continues from them"
+                    if kept else "no chunk had finished, so nothing was kept")) from None
             if kept:
                 print(f"rdistill: note: finished chunks are kept in {path}; the same command with --resume "
                       "continues from them", file=sys.stderr)
-            else:
-                path.unlink(missing_ok=True)  # nothing finished: no journal to resume
             with os_fault(path):  # a full disk under the journal is one line naming it
                 raise
 
@@ -428,7 +480,7 @@ def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeach
                                      f"this partial output was made from other queries or documents than "
                                      f"{source_name(run)} gives; delete it or run without --resume")
                 continue
-            lines = score_chunk(teacher, chunk, queries, store, name)
+            lines = score_chunk(teacher, chunk, queries, store, name, source_name(run))
             if journal is None:
                 sys.stdout.write(lines)
             else:

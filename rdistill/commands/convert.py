@@ -90,5 +90,8 @@ def command(
         for record in ix.convert(groups, to, queries=query_text, queries_name=str(queries), store=store,
                                  prompt=prompt, scores_out=collected):
             out.write(dumps(record) + "\n")
+        if collected is not None and not collected:  # inside the block: no triples file without its scores
+            raise UsageError("--scores-out: the groups carry no teacher scores (\"scores\": null), so there is "
+                             "nothing to write there; leave --scores-out out")
     if scores_out is not None:
         write_text_atomic(scores_out, dumps(collected) + "\n")

@@ -31,7 +31,7 @@ from rdistill.errors import InputError, UsageError
 from rdistill.io import dumps, exclusive, source_name, write_text_atomic
 from rdistill.meta import versions
 from rdistill.models import progress, resolve_device, torch_checkpoint
-from rdistill.training.data import Schedule, TrainGroup, read_groups
+from rdistill.training.data import Schedule, TrainGroup, group_sizes, read_groups
 from rdistill.training.losses import LOSSES, NEEDS_TEACHER
 from rdistill.training.students import Student, build_student
 
@@ -415,6 +415,7 @@ def _train(config: TrainConfig) -> TrainResult:
     name = source_name(config.groups)
     groups, data_sha = read_groups(config.groups, config.group_size, config.seed,
                                    need_scores=config.loss in NEEDS_TEACHER, loss=config.loss)
+    sizes = group_sizes(groups, config.group_size, name, quiet=rank != 0)
     queries = load_queries(config.queries)
     store = DocStore(config.corpus)
     _check_texts(groups, queries, store, name)
@@ -485,7 +486,7 @@ def _train(config: TrainConfig) -> TrainResult:
             print(f"rdistill train: stopped after step {stop} of {total_steps}; continue with --resume",
                   file=sys.stderr)
     elif rank == 0:
-        _write_model(student, out, config, data_sha, world.size, total_steps, result, len(groups))
+        _write_model(student, out, config, data_sha, world.size, total_steps, result, len(groups), sizes)
         first = f"{losses[0]:.4f} -> " if losses else ""
         print(f"rdistill train: {total_steps} steps, loss {first}{losses[-1]:.4f}, "
               f"{result.pairs_per_second:.1f} pairs/s; wrote {out}", file=sys.stderr)
@@ -495,7 +496,7 @@ def _train(config: TrainConfig) -> TrainResult:
 
 
 def _write_model(student: Student, out: Path, config: TrainConfig, data_sha: str, world: int, steps: int,
-                 result: TrainResult, n_groups: int) -> None:
+                 result: TrainResult, n_groups: int, sizes: dict[str, int]) -> None:
     """Write the model folder beside ``out`` and swap it in whole, so ``out`` never holds half a model."""
     tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -504,6 +505,7 @@ def _write_model(student: Student, out: Path, config: TrainConfig, data_sha: str
     record = {"command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "arguments": asdict(config), "seed": config.seed, "student": student.kind,
               "groups": source_name(config.groups), "groups_sha256": data_sha, "groups_count": n_groups,
+              "group_sizes": sizes,  # documents per group as trained, whatever --group-size asked
               "world_size": world, "steps": steps, "final_loss": result.losses[-1] if result.losses else None,
               "losses": result.losses, "seconds": round(result.seconds, 3),
               "pairs_per_second": round(result.pairs_per_second, 2), "versions": versions()}
