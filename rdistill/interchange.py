@@ -80,13 +80,15 @@ def _scores(scores: dict[str, dict[str, float]] | None, qid: str, doc_ids: list[
     return [docs[d] for d in doc_ids]  # type: ignore[index]
 
 
-def read_groups_file(source: str) -> Iterator[Group]:
-    for _, group in iter_groups(source):
-        yield group
+Located = Iterator[tuple[int, Group]]  # (line of the input the group came from, group)
+
+
+def read_groups_file(source: str) -> Located:
+    return iter_groups(source)
 
 
 def read_authors(source: str, scores: dict[str, dict[str, float]] | None, qrels: Qrels | None = None
-                 ) -> Iterator[Group]:
+                 ) -> Located:
     name = source_name(source)
     for lineno, obj in iter_jsonl(source):
         qid = require(obj, "query_id", name, lineno)
@@ -95,8 +97,9 @@ def read_authors(source: str, scores: dict[str, dict[str, float]] | None, qrels:
         # Ids a TREC line or a groups reader would reject are refused here, so the writer never emits them.
         qid = check_id(qid, name, lineno, "field 'query_id'")
         doc_ids = [check_id(d, name, lineno, "a document id") for d in (positive, *negatives)]
-        yield _checked(Group(qid, doc_ids, _labels(qrels, qid, doc_ids), _scores(scores, qid, doc_ids, name, lineno),
-                             {"source": "authors-triples"}), name, lineno, qrels)
+        yield lineno, _checked(Group(qid, doc_ids, _labels(qrels, qid, doc_ids),
+                                     _scores(scores, qid, doc_ids, name, lineno), {"source": "authors-triples"}),
+                               name, lineno, qrels)
 
 
 def _checked(group: Group, name: str, lineno: int, qrels: Qrels | None) -> Group:
@@ -109,18 +112,18 @@ def _checked(group: Group, name: str, lineno: int, qrels: Qrels | None) -> Group
     return group
 
 
-def _counted(groups: Iterator[Group], name: str, fmt: str) -> Iterator[Group]:
+def _counted(groups: Located, name: str, fmt: str) -> Located:
     """Refuse an input that gives no group at all: an empty file converted to an empty file says nothing."""
     n = 0
-    for group in groups:
+    for item in groups:
         n += 1
-        yield group
+        yield item
     if n == 0:
         raise InputError(name, None, f"no groups: expected {fmt} records, one JSON object a line")
 
 
 def read_sentence_transformers(source: str, scores: dict[str, dict[str, float]] | None,
-                               qrels: Qrels | None = None) -> Iterator[Group]:
+                               qrels: Qrels | None = None) -> Located:
     name = source_name(source)
     no_positive = 0
     for lineno, obj in iter_jsonl(source):
@@ -138,8 +141,8 @@ def read_sentence_transformers(source: str, scores: dict[str, dict[str, float]] 
             no_positive += 1  # one group per positive: none here (a documented rule, counted in a note)
         for positive in dict.fromkeys(positives):  # a positive listed twice gives its group once
             doc_ids = [check_id(d, name, lineno, "a document id") for d in (positive, *negatives)]
-            yield _checked(Group(qid, doc_ids, _labels(qrels, qid, doc_ids),
-                                 _scores(scores, qid, doc_ids, name, lineno), meta), name, lineno, qrels)
+            yield lineno, _checked(Group(qid, doc_ids, _labels(qrels, qid, doc_ids),
+                                         _scores(scores, qid, doc_ids, name, lineno), meta), name, lineno, qrels)
     if no_positive:
         note(f"{name}: {no_positive} line(s) list no positive ('pos': []) and give no group")
 
@@ -156,9 +159,21 @@ def collect_scores(into: dict[str, dict[str, float]], group: Group) -> None:
         into.setdefault(group.query_id, {}).update(zip(group.doc_ids, group.scores, strict=True))
 
 
+class MissingText(UsageError):
+    """A query or document of a group without its text in --queries / --corpus: the caller names the group's
+    line (see :func:`read_located`)."""
+
+
+def _document(store: Any, doc_id: str) -> Any:
+    doc = store.find(doc_id)
+    if doc is None:
+        raise MissingText(f"document {doc_id!r} is not in --corpus")
+    return doc
+
+
 def tevatron(group: Group, query: str, store: Any) -> dict[str, Any]:
     def passage(doc_id: str) -> dict[str, str]:
-        doc = store.get(doc_id)
+        doc = _document(store, doc_id)
         return {"docid": doc.doc_id, "title": doc.title, "text": doc.text}
 
     return {"query_id": group.query_id, "query": query, "positive_passages": [passage(group.doc_ids[0])],
@@ -166,8 +181,8 @@ def tevatron(group: Group, query: str, store: Any) -> dict[str, Any]:
 
 
 def flagembedding(group: Group, query: str, store: Any, prompt: str = "") -> dict[str, Any]:
-    record: dict[str, Any] = {"query": query, "pos": [store.text(group.doc_ids[0])],
-                              "neg": [store.text(d) for d in group.doc_ids[1:]]}
+    record: dict[str, Any] = {"query": query, "pos": [_document(store, group.doc_ids[0]).full_text],
+                              "neg": [_document(store, d).full_text for d in group.doc_ids[1:]]}
     if group.scores is not None:
         record["pos_scores"] = group.scores[:1]
         record["neg_scores"] = group.scores[1:]
@@ -182,6 +197,12 @@ def read(source: str, fmt: str = "groups", scores: dict[str, dict[str, float]] |
          qrels: Qrels | None = None) -> Iterator[Group]:
     """Groups from a training file in one of :data:`READ_FORMATS` (``scores`` and ``qrels`` attach teacher scores
     and labels to the formats that lack them)."""
+    return (group for _, group in read_located(source, fmt, scores, qrels))
+
+
+def read_located(source: str, fmt: str = "groups", scores: dict[str, dict[str, float]] | None = None,
+                 qrels: Qrels | None = None) -> Located:
+    """:func:`read` with the input line each group came from."""
     if fmt == "groups":
         return read_groups_file(source)
     if fmt == "authors":
@@ -207,7 +228,7 @@ def convert(groups: Iterable[Group], to: str = "groups", *, queries: Mapping[str
 
     def text_of(qid: str) -> str:
         if qid not in query_text:
-            raise UsageError(f"query {qid!r} is not in {queries_name}")
+            raise MissingText(f"query {qid!r} is not in {queries_name}")
         return query_text[qid]
 
     for group in groups:

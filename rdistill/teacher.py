@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from rdistill.errors import InputError, RdistillError, UsageError
+from rdistill.errors import InputError, Interrupted, RdistillError, UsageError
 from rdistill.io import (
     Source,
     dumps,
@@ -238,12 +238,6 @@ def load_teacher(settings: TeacherSettings, corpus: str) -> CrossTeacher | BiTea
 
 class JournalMismatch(UsageError):
     """--resume with input other than the journal was made from."""
-
-
-class Interrupted(RdistillError):
-    """Ctrl-C: said in one line (what was kept, how to resume), with the shell's exit status for SIGINT."""
-
-    exit_code = 130
 
 
 class JournalKept(UsageError):

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from rdistill.data import load_queries
 from rdistill.distributed import World
 from rdistill.docstore import DocStore
-from rdistill.errors import InputError, UsageError
+from rdistill.errors import InputError, Interrupted, UsageError
 from rdistill.io import dumps, exclusive, source_name, write_text_atomic
 from rdistill.meta import versions
 from rdistill.models import progress, resolve_device, torch_checkpoint
@@ -369,7 +369,14 @@ def train(config: TrainConfig) -> TrainResult:
     # One job per --out: a second one would interleave checkpoints and model swaps. Ranks of one torchrun job
     # share the folder, so only rank 0 holds the lock.
     with exclusive(config.out) if World.from_env().rank == 0 else contextlib.nullcontext():
-        return _train(config)
+        try:
+            return _train(config)
+        except KeyboardInterrupt:  # one line: what was kept and how to go on
+            folder = Path(config.out) / CHECKPOINT
+            raise Interrupted("interrupted; " + (
+                f"the last checkpoint is kept in {folder}: the same command with --resume continues from it"
+                if (folder / "state.pt").exists() else
+                "no checkpoint had been written (--checkpoint-every), so nothing was kept")) from None
 
 
 def _check_float32(groups: list[TrainGroup], scale: float, name: str) -> None:
