@@ -213,7 +213,11 @@ def main() -> None:
     # Default SIGPIPE: `rdistill ... | head` ends without a BrokenPipeError traceback.
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    app(prog_name="rdistill")
+    try:
+        app(prog_name="rdistill")
+    except KeyboardInterrupt:  # Ctrl-C while a command is still being built (imports): one line, as in invoke
+        print("rdistill: error: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

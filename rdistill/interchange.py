@@ -15,7 +15,6 @@ Texts are joined from the corpus through :class:`rdistill.docstore.DocStore` (bo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -49,16 +48,25 @@ def load_score_json(source: str) -> dict[str, dict[str, float]]:
     for qid, docs in obj.items():
         row = table[str(qid)] = {}
         for doc, score in docs.items():
-            # Located by ids: the file is one JSON object, whose line says little.
-            if not isinstance(score, int | float) or isinstance(score, bool) or not is_finite(float(score)
-                                                                                            if abs(score) < 1e308
-                                                                                            else math.inf):
+            value = _finite(score)
+            if value is None:  # located by ids: the file is one JSON object, whose line says little
                 raise InputError(name, None, f"query {qid!r}, document {doc!r}: expected a finite number as the "
                                  f"score, got {score!r}")
-            row[str(doc)] = float(score)
+            row[str(doc)] = value
     if not table:
         raise InputError(name, None, "no scores: expected one JSON object {query_id: {doc_id: score}}")
     return table
+
+
+def _finite(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (a string, null, a boolean, an int past float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if is_finite(number) else None
 
 
 def _labels(qrels: Qrels | None, qid: str, doc_ids: list[str]) -> list[int]:

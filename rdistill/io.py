@@ -157,8 +157,8 @@ def parse_run_line(line: str, name: str, lineno: int) -> RunRow | None:
             return None
         raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
     qid, _q0, doc, rank, score, tag = fields
-    if "\0" in line:  # a NUL splits no field, so it would pass on inside an id every other tool chokes on
-        raise InputError(name, lineno, "a NUL character in an id; ids are printable text")
+    if not (qid.isprintable() and doc.isprintable()):  # a NUL, control or invisible character splits no field
+        _unprintable(qid, doc, name, lineno)
     try:
         value = float(score)
     except ValueError:
@@ -168,6 +168,13 @@ def parse_run_line(line: str, name: str, lineno: int) -> RunRow | None:
     # trec_eval ignores the rank column, so do we (a rank that is not an integer reads as 0); kept for display.
     rank_value = int(rank) if rank.isdigit() else _parse_rank(rank)
     return _new_tuple(RunRow, (qid, doc, rank_value, value, tag))  # type: ignore[no-any-return]
+
+
+def _unprintable(qid: str, doc: str, name: str, lineno: int) -> None:
+    """Refuse an id holding a character no one can see or type (a NUL, a control character, a BOM inside it), as
+    :func:`check_id` does for JSON ids: it would pass on into every output and match nothing."""
+    what, ident = ("query id", qid) if not qid.isprintable() else ("document id", doc)
+    raise InputError(name, lineno, f"{what} {ident!r} contains a control or invisible character")
 
 
 def _parse_rank(text: str) -> int:
@@ -282,6 +289,10 @@ def read_run_table(source: Source) -> RunTable:
         data = data[3:]  # a UTF-8 BOM, as iter_lines drops it: not part of the first query id
     space = np.zeros(256, dtype=bool)
     space[list(_SPACE)] = True
+    control = np.zeros(256, dtype=bool)  # bytes parse_run_line refuses in an id: the slow path says where
+    control[:0x20] = True
+    control[0x7F] = True
+    control[list(_SPACE | {10})] = False
     qids: list[str] = []
     docs: list[str] = []
     scores: list[Any] = []
@@ -291,8 +302,8 @@ def read_run_table(source: Source) -> RunTable:
             end = data.find(b"\n", min(pos + _BLOCK, len(data) - 1)) + 1 or len(data)
             block = np.frombuffer(data, dtype=np.uint8, count=end - pos, offset=pos)
             pos = end
-            if block.max() >= 0x80 or block.min() == 0:  # a NUL goes the slow way too: parse_run_line says where
-                raise ValueError("beyond ASCII (str.split also splits on Unicode spaces), or a NUL")
+            if block.max() >= 0x80 or control[block].any():
+                raise ValueError("beyond ASCII (str.split also splits on Unicode spaces), or a control character")
             newline = block == 10
             gap = space[block] | newline
             after_gap = np.r_[True, gap[:-1]]
@@ -422,15 +433,12 @@ def write_run(out: TextIO, run: Run | Iterable[tuple[str, dict[str, float]]], ta
 
 def iter_qrels(source: Source) -> Iterator[QrelRow]:
     """TREC qrels (4 fields) or BEIR qrels TSV (3 fields, optional header), tabs or spaces."""
-    name = source_name(source)
-    for lineno, line in iter_lines(source):
-        row = parse_qrels_line(line, name, lineno)
-        if row is not None:
-            yield row
+    for _, row in _located_qrels(source, source_name(source)):
+        yield row
 
 
-def parse_qrels_line(line: str, name: str, lineno: int) -> QrelRow | None:
-    """One qrels line (None for a blank line or BEIR's header)."""
+def parse_qrels_line(line: str, name: str, lineno: int, first: bool = False) -> QrelRow | None:
+    """One qrels line (None for a blank line, or BEIR's header when it is the ``first`` non-blank line)."""
     fields = line.split()
     if not fields:
         return None
@@ -439,14 +447,14 @@ def parse_qrels_line(line: str, name: str, lineno: int) -> QrelRow | None:
     elif len(fields) == 3:
         qid, doc, rel = fields
         iteration = "0"
-        if lineno == 1 and not _is_int(rel):  # BEIR's "query-id corpus-id score" header
+        if first and not _is_int(rel):  # BEIR's "query-id corpus-id score" header
             return None
     else:
         raise InputError(name, lineno, f"expected {QRELS_FORMAT}, got {len(fields)} field(s)")
     if not _is_int(rel):
         raise InputError(name, lineno, f"expected an integer relevance level, got {rel!r}")
-    if "\0" in line:
-        raise InputError(name, lineno, "a NUL character in an id; ids are printable text")
+    if not (qid.isprintable() and doc.isprintable()):
+        _unprintable(qid, doc, name, lineno)
     return QrelRow(qid, doc, int(rel), iteration)
 
 
@@ -483,8 +491,10 @@ def read_qrels(source: Source) -> Qrels:
 
 def _located_qrels(source: Source, name: str) -> Iterator[tuple[int, QrelRow]]:
     """:func:`iter_qrels` with each row's line number (for errors that point at a second judgment)."""
+    first = True
     for lineno, line in iter_lines(source):
-        row = parse_qrels_line(line, name, lineno)
+        row = parse_qrels_line(line, name, lineno, first)
+        first = first and not line.strip()  # the header may follow blank lines, never a judgment
         if row is not None:
             yield lineno, row
 
