@@ -12,7 +12,7 @@ The properties, for every format (runs, qrels, groups, corpora, queries, the aut
    accepted then reads back equal through the writer (never something its own writer cannot reproduce).
 
 Seeded (``derandomize``) and bounded: the default profile keeps these to seconds; ``make fuzz`` runs the same
-properties with many more examples (``RDISTILL_FUZZ=long``).
+properties with many more examples (``RDISTILL_FUZZ=long``: 2000 a property).
 """
 
 from __future__ import annotations
@@ -35,12 +35,11 @@ from hypothesis import strategies as st
 from rdistill.errors import InputError, RdistillError
 from rdistill.schema import Document, Group, QrelRow, Query
 
-settings.register_profile("default", max_examples=25, derandomize=True, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("long", max_examples=2000, derandomize=True, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile(os.environ.get("RDISTILL_FUZZ", "default"))
-CLI_EXAMPLES = 300 if os.environ.get("RDISTILL_FUZZ") == "long" else 4
+LONG = os.environ.get("RDISTILL_FUZZ") == "long"
+# Per test, not a global profile: the other modules' property tests keep their own settings.
+FUZZ = settings(max_examples=2000 if LONG else 25, derandomize=True, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+CLI_EXAMPLES = 300 if LONG else 4
 ROOT = Path(__file__).resolve().parent.parent
 
 # ----------------------------------------------------------------------------------------------- generators
@@ -335,6 +334,7 @@ BLIND = ("flip", "byte", "cut", "drop-line", "swap-fields", "latin-1")
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
+@FUZZ
 @given(data=st.data())
 def test_every_file_a_writer_emits_its_reader_reads_back_equal(fmt: str, data: Any) -> None:
     strategy, write, read, expected = FORMATS[fmt]
@@ -348,6 +348,7 @@ def test_every_file_a_writer_emits_its_reader_reads_back_equal(fmt: str, data: A
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
+@FUZZ
 @given(data=st.data(), how=st.sampled_from(BENIGN))
 def test_a_benign_mutation_reads_as_the_clean_input(fmt: str, data: Any, how: str) -> None:
     strategy, write, read, expected = FORMATS[fmt]
@@ -362,6 +363,7 @@ def test_a_benign_mutation_reads_as_the_clean_input(fmt: str, data: Any, how: st
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
+@FUZZ
 @given(data=st.data(), how=st.sampled_from(REFUSED), pick=st.integers(0, 1 << 16),
        junk=st.sampled_from(["nan", "inf", "-inf", "1e999"]))
 def test_a_detectable_fault_is_refused_at_its_line(fmt: str, data: Any, how: str, pick: int, junk: str) -> None:
@@ -380,6 +382,7 @@ def test_a_detectable_fault_is_refused_at_its_line(fmt: str, data: Any, how: str
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
+@FUZZ
 @given(data=st.data(), how=st.sampled_from(BLIND), pick=st.integers(0, 1 << 16), value=st.integers(0, 1 << 16))
 def test_no_input_yields_a_traceback_and_what_is_read_rewrites_equal(fmt: str, data: Any, how: str, pick: int,
                                                                      value: int) -> None:
@@ -411,6 +414,7 @@ def test_no_input_yields_a_traceback_and_what_is_read_rewrites_equal(fmt: str, d
 # The authors' triples and scores: convert's writer (to authors) and reader (from authors), in-process
 
 
+@FUZZ
 @given(records=groups())
 def test_authors_triples_and_scores_read_back_as_the_groups(records: list[Group]) -> None:
     from rdistill.interchange import convert, load_score_json, read
@@ -431,6 +435,7 @@ def test_authors_triples_and_scores_read_back_as_the_groups(records: list[Group]
                                                                       for g in records]
 
 
+@FUZZ
 @given(value=st.one_of(st.text(max_size=5), st.none(), st.booleans(), st.lists(st.integers(), max_size=2),
                        st.just(1e300 * 10), st.floats()))
 def test_a_scores_json_value_is_a_finite_number_or_a_located_error(value: Any) -> None:
@@ -471,7 +476,7 @@ CLI_CASES = {
 
 
 @pytest.mark.parametrize("fmt", list(CLI_CASES))
-@settings(max_examples=CLI_EXAMPLES)
+@settings(FUZZ, max_examples=CLI_EXAMPLES)
 @given(data=st.data(), how=st.sampled_from(BLIND + REFUSED), pick=st.integers(0, 1 << 16),
        value=st.integers(0, 1 << 16))
 def test_cli_ends_in_exit_0_or_one_located_line(fmt: str, data: Any, how: str, pick: int, value: int) -> None:
@@ -490,7 +495,7 @@ def test_cli_ends_in_exit_0_or_one_located_line(fmt: str, data: Any, how: str, p
             assert proc.returncode == 2, f"{how}: exit 0 on a fault every reader must refuse"
 
 
-@settings(max_examples=max(3, CLI_EXAMPLES // 2))  # two processes an example
+@settings(FUZZ, max_examples=max(3, CLI_EXAMPLES // 2))  # two processes an example
 @given(judged=qrels(), how=st.sampled_from(BENIGN))
 def test_cli_eval_reads_a_benign_qrels_mutation_as_the_clean_one(judged: dict[str, dict[str, int]],
                                                                  how: str) -> None:
