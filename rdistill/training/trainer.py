@@ -422,10 +422,10 @@ def _train(config: TrainConfig) -> TrainResult:
     name = source_name(config.groups)
     groups, data_sha = read_groups(config.groups, config.group_size, config.seed,
                                    need_scores=config.loss in NEEDS_TEACHER, loss=config.loss)
-    sizes = group_sizes(groups, config.group_size, name, quiet=rank != 0)
     queries = load_queries(config.queries)
     store = DocStore(config.corpus)
-    _check_texts(groups, queries, store, name)
+    _check_texts(groups, queries, store, name)  # content errors first: they name the line to fix
+    sizes = group_sizes(groups, config.group_size, name, quiet=rank != 0)
     if config.loss in NEEDS_TEACHER:
         _check_float32(groups, config.teacher_scale, name)
 
