@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-all man lint typecheck hostile
+.PHONY: install test test-all man lint typecheck hostile fuzz
 install:  ## Create .venv and install rdistill with its test tools, ONNX Runtime and the offline models.
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -30,6 +30,9 @@ lint:
 
 typecheck:  ## mypy over the library (settings in pyproject.toml); CI runs it.
 	$(BIN)/mypy rdistill
+
+fuzz:  ## The reader/writer fuzz properties (tests/test_fuzz.py) with 2000 examples each instead of the suite's 25 (about an hour).
+	RDISTILL_FUZZ=long $(BIN)/pytest -q -p no:cacheprovider tests/test_fuzz.py
 
 hostile:  ## ~300 hostile inputs and OS faults through the CLI (bench/hostile.py); fails if any is not handled. CI runs it.
 	$(BIN)/python bench/hostile.py -j 2

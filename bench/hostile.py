@@ -11,6 +11,13 @@ random models) and is classified:
 - traceback: a Python traceback on stderr;
 - crash: any other ending (another exit code, several error lines, a refused valid input, a timeout).
 
+An "interrupt" case sends SIGINT once its condition holds (a journal chunk, a checkpoint written) and is handled
+when the command ends with exit 130 and exactly one line on stderr.
+
+Every case has a fault class (``FAULTS``: the classes of issue 29 and the older kinds of bad input), and the
+summary counts the cases of each class: a new option or reader joins the catalogue by class, with cases of every
+class that can reach it (DEVELOPING.md, "Fault classes").
+
 Usage: ``python bench/hostile.py [-j 2] [-k SUBSTRING] [-v]`` (``make hostile``). It prints one line per case that
 is not handled and the counts per class, and exits 1 if any case is not handled. Read-only and full file systems
 are small tmpfs mounts when the process may mount (root); otherwise those cases are skipped and say so.
@@ -39,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data"
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "bench"))
+sys.modules.setdefault("hostile", sys.modules[__name__])  # hostile_classes imports this module, not a second copy
 MOUNTS: list[str] = []  # tmpfs mounts to undo at exit, whatever happens
 Check = Callable[[subprocess.CompletedProcess, Path], bool]
 
@@ -53,6 +62,41 @@ class Case:
     hold_lock: str | None = None  # a path this process holds an exclusive flock on while the case runs
     timeout: int = 300
     tags: list[str] = field(default_factory=list)
+    fault: str = ""  # a key of FAULTS; "" is filled in from the name by fault_of
+    sigint_when: Callable[[Path], bool] | None = None  # expect="interrupt": SIGINT once this holds (stdin kept open)
+
+
+# The fault classes, in the order the summary prints them (1-7: issue 29's; the others: the catalogue's first kinds).
+FAULTS = {
+    "located": "1 errors name the file and line where the offending text or id stands",
+    "contradiction": "2 input that contradicts itself: refused at its line, or accepted by a documented rule",
+    "option": "3 options that cannot be honoured: refused, or the metadata records what happened",
+    "roundtrip": "4 every file a writer emits its reader accepts; no silent empty result",
+    "output": "5 output paths that are not plain files, and disk faults",
+    "interrupt": "6 Ctrl-C and --resume: one line; never a mix of two inputs",
+    "stdin": "7 inputs that both claim standard input",
+    "malformed": "malformed input: syntax, encoding, types, ids, non-finite numbers",
+    "benign": "harmless oddities (BOM, CRLF, gzip, stdin): the clean input's result",
+    "model": "models and checkpoints",
+    "lock": "two jobs on one output",
+}
+
+
+def fault_of(case: Case) -> str:
+    """A case's class: its own, else read from the name of the catalogue's first cases (written before classes)."""
+    if case.fault:
+        return case.fault
+    n = case.name
+    for prefixes, fault in ((("resume/",), "interrupt"), (("lock/",), "lock"), (("output/",), "output"),
+                            (("run/stdin-twice",), "stdin"), (("convert/",), "roundtrip"),
+                            (("model/", "train/checkpoint", "train/pooling"), "model")):
+        if n.startswith(prefixes):
+            return fault
+    if any(k in n for k in ("/duplicate-", "/named-twice", "/noncontiguous")):
+        return "contradiction"
+    if "/-" in n:  # train/--lr=nan, entropy/-T=0: an option's value
+        return "option"
+    return "benign" if case.expect == "accept" else "malformed"
 
 
 # ---------------------------------------------------------------------------------------------------- fixtures
@@ -543,6 +587,9 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
         cases.append(Case("output/train-out-erofs", [*groups_commands(f, w)["train"][:-1], f["ro"] + "/student",
                                                      f["groups"]]))
     cases += unix_cases(f, w, refs, outputs)
+    from hostile_classes import class_cases  # the cases by fault class (issue 29)
+
+    cases += class_cases(f, w, refs, journal)
     return cases
 
 
@@ -670,6 +717,13 @@ def classify(case: Case, proc: subprocess.CompletedProcess | None, work: Path) -
     err = proc.stderr.decode("utf-8", "replace")
     if "Traceback" in err:
         return "traceback", err.strip().splitlines()[-1][:160]
+    if case.expect == "interrupt":
+        lines = [line for line in err.splitlines() if line.strip()]
+        ok = case.check(proc, work) if case.check else True
+        if proc.returncode == 130 and len(lines) == 1 and ok:
+            return "handled", lines[0]
+        return ("silent" if proc.returncode == 0 else "crash"), f"exit {proc.returncode}, {len(lines)} stderr " \
+            f"line(s), post-condition {'held' if ok else 'broken'}: {err.strip()[-200:]!r}"
     errors = [line for line in err.splitlines() if line.startswith("rdistill: error:")]
     try:
         ok = case.check(proc, work) if case.check else True
@@ -697,9 +751,13 @@ def run_case(case: Case, work: Path) -> tuple[Case, str, str]:
         lock_fh = open(case.hold_lock, "a")  # noqa: SIM115
         fcntl.flock(lock_fh, fcntl.LOCK_EX)
     try:
-        proc: subprocess.CompletedProcess | None = subprocess.run(
-            [sys.executable, "-m", "rdistill", *case.argv], input=case.stdin if case.stdin is not None else b"",
-            capture_output=True, cwd=work, env=env, timeout=case.timeout)
+        proc: subprocess.CompletedProcess | None
+        if case.sigint_when is not None:
+            proc = _interrupted(case, work, env)
+        else:
+            proc = subprocess.run(
+                [sys.executable, "-m", "rdistill", *case.argv], input=case.stdin if case.stdin is not None else b"",
+                capture_output=True, cwd=work, env=env, timeout=case.timeout)
     except subprocess.TimeoutExpired:
         proc = None
     finally:
@@ -709,11 +767,39 @@ def run_case(case: Case, work: Path) -> tuple[Case, str, str]:
     return case, outcome, detail
 
 
+def _interrupted(case: Case, work: Path, env: dict[str, str]) -> subprocess.CompletedProcess | None:
+    """Run a case, keep its stdin open (so a job reading it waits, as a user's pipe would), and send SIGINT once
+    its condition holds, as Ctrl-C does."""
+    import signal
+
+    assert case.sigint_when is not None
+    popen = subprocess.Popen([sys.executable, "-m", "rdistill", *case.argv], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work, env=env)
+    assert popen.stdin is not None
+    if case.stdin:
+        popen.stdin.write(case.stdin)
+        popen.stdin.flush()
+    deadline = time.time() + case.timeout
+    while time.time() < deadline and popen.poll() is None and not case.sigint_when(work):
+        time.sleep(0.05)
+    if popen.poll() is None and time.time() < deadline:
+        popen.send_signal(signal.SIGINT)
+    try:
+        out, err = popen.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.communicate()
+        return None
+    return subprocess.CompletedProcess(popen.args, popen.returncode, out, err)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("-k", "--filter", default="")
     parser.add_argument("-v", "--verbose", action="store_true", help="also list the handled cases")
+    parser.add_argument("--fault", default="", help="only the cases of these fault classes (comma-separated keys "
+                        "of FAULTS, e.g. located,interrupt)")
     parser.add_argument("--light", action="store_true", help="only the cases that load no model (no score-teacher, "
                         "train or dense retrieval): minutes instead of most of an hour on a loaded machine")
     parser.add_argument("--heavy", action="store_true", help="only the cases that load a model")
@@ -724,7 +810,8 @@ def main() -> None:
     os.environ["RDISTILL_CACHE"] = str(work / "cache")
     try:
         files = build(work)
-        cases = [c for c in catalogue(files, work) if args.filter in c.name]
+        cases = [c for c in catalogue(files, work) if args.filter in c.name
+                 and (not args.fault or fault_of(c) in args.fault.split(","))]
         heavy = [c for c in cases if c.argv[0] in ("score-teacher", "train") or "--dense" in c.argv]
         if args.light:
             cases = [c for c in cases if c not in heavy]
@@ -733,12 +820,18 @@ def main() -> None:
         if not files["full"]:
             print("note: cannot mount tmpfs here; ENOSPC and EROFS cases skipped", file=sys.stderr)
         counts: Counter[str] = Counter()
+        by_fault: dict[str, Counter[str]] = {k: Counter() for k in FAULTS}
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
             for case, outcome, detail in pool.map(lambda c: run_case(c, work), cases):
                 counts[outcome] += 1
+                by_fault.setdefault(fault_of(case), Counter())[outcome] += 1
                 if outcome != "handled" or args.verbose:
-                    print(f"{outcome:9} {case.name}: {detail}", flush=True)
+                    print(f"{outcome:9} [{fault_of(case)}] {case.name}: {detail}", flush=True)
         total = sum(counts.values())
+        print("\nby fault class (handled / cases):")
+        for fault, tally in by_fault.items():
+            if tally:
+                print(f"  {tally['handled']:4} / {sum(tally.values()):<4} {fault:13} {FAULTS.get(fault, '')}")
         print(f"\n{total} cases: " + ", ".join(f"{k} {counts[k]}" for k in ("handled", "silent", "traceback", "crash")))
         failed = total - counts["handled"]
     finally:

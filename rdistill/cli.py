@@ -214,6 +214,9 @@ def main() -> None:
     _standard_streams()
     try:
         app(prog_name="rdistill")
+    except KeyboardInterrupt:  # Ctrl-C while a command is still being built (imports): one line, as in invoke
+        print("rdistill: error: interrupted", file=sys.stderr)
+        sys.exit(130)
     except RdistillError as exc:  # raised outside a command (e.g. --help with stdout closed)
         if verbose():
             traceback.print_exc()

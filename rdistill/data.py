@@ -114,6 +114,11 @@ def load_qrels(spec: str, split: str | None = None) -> Qrels:
 
 def iter_query_file(source: str | Path) -> Iterator[Query]:
     """Queries from JSONL or TSV, told apart line by line (a JSON object starts with '{')."""
+    for _, query in _located_queries(source):
+        yield query
+
+
+def _located_queries(source: str | Path) -> Iterator[tuple[int, Query]]:
     name = source_name(source)
     for lineno, line in iter_lines(source):
         if not line.strip():
@@ -125,12 +130,12 @@ def iter_query_file(source: str | Path) -> Iterator[Query]:
                 raise InputError(name, lineno, f"invalid JSON ({exc})") from None
             qid = _id(obj, QUERY_ID_FIELDS, name, lineno, "query id")
             text = _text(obj, QUERY_TEXT_FIELDS, name, lineno, "query text")
-            yield Query(qid, text)
+            yield lineno, Query(qid, text)
         else:
             qid, sep, text = line.partition("\t")
             if not sep:
                 raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
-            yield Query(check_id(qid, name, lineno, "query id"), text)
+            yield lineno, Query(check_id(qid, name, lineno, "query id"), text)
 
 
 def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
@@ -152,9 +157,11 @@ def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
             keep = set(read_qrels(beir_qrels_file(path, split)))
     elif split is not None:
         raise UsageError(f"{spec}: --split only applies to a BEIR folder or an irds: id, not to a query file")
-    for query in iter_query_file(source):
-        if query.query_id in queries:
-            raise InputError(source_name(source), None, f"query id {query.query_id!r} appears more than once")
+    seen: set[str] = set()  # every id, also those of other splits: an id twice is ambiguous wherever it is kept
+    for lineno, query in _located_queries(source):
+        if query.query_id in seen:
+            raise InputError(source_name(source), lineno, f"query id {query.query_id!r} appears more than once")
+        seen.add(query.query_id)
         if keep is None or query.query_id in keep:
             queries[query.query_id] = query.text
     if not queries:

@@ -41,3 +41,17 @@ class InputError(RdistillError):
 
 class UsageError(RdistillError):
     """Arguments that cannot work together, or that name something that does not exist."""
+
+
+class Interrupted(RdistillError):
+    """Ctrl-C in a long job, said in one line (what was kept, how to go on), with the shell's status for SIGINT."""
+
+    exit_code = 130
+
+
+def note(message: str) -> None:
+    """One ``rdistill: note: ...`` line on stderr: input accepted by a documented rule the user should know was
+    applied (a duplicate that counts once, an option that could not be honoured in full)."""
+    import sys
+
+    print(f"rdistill: note: {message}", file=sys.stderr)

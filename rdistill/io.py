@@ -24,7 +24,7 @@ from typing import IO, Any, TextIO
 
 import orjson
 
-from rdistill.errors import OS_FAULTS, InputError, UsageError
+from rdistill.errors import OS_FAULTS, InputError, UsageError, note
 from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, RunTable, as_id, check_finite, is_finite
 
 Source = str | os.PathLike[str]
@@ -279,6 +279,8 @@ def parse_run_line(line: str, name: str, lineno: int) -> RunRow | None:
             return None
         raise InputError(name, lineno, f"expected {RUN_FORMAT} (6 fields), got {len(fields)} field(s)")
     qid, _q0, doc, rank, score, tag = fields
+    if not (qid.isprintable() and doc.isprintable()):  # a NUL, control or invisible character splits no field
+        _unprintable(qid, doc, name, lineno)
     try:
         value = float(score)
     except ValueError:
@@ -288,6 +290,13 @@ def parse_run_line(line: str, name: str, lineno: int) -> RunRow | None:
     # trec_eval ignores the rank column, so do we (a rank that is not an integer reads as 0); kept for display.
     rank_value = int(rank) if rank.isdigit() else _parse_rank(rank)
     return _new_tuple(RunRow, (qid, doc, rank_value, value, tag))  # type: ignore[no-any-return]
+
+
+def _unprintable(qid: str, doc: str, name: str, lineno: int) -> None:
+    """Refuse an id holding a character no one can see or type (a NUL, a control character, a BOM inside it), as
+    :func:`check_id` does for JSON ids: it would pass on into every output and match nothing."""
+    what, ident = ("query id", qid) if not qid.isprintable() else ("document id", doc)
+    raise InputError(name, lineno, f"{what} {ident!r} contains a control or invisible character")
 
 
 def _parse_rank(text: str) -> int:
@@ -303,10 +312,24 @@ def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
     A query's rows must be contiguous (every tool writes them so); a query that comes back after another one is
     an error that says how to fix the file, since silently merging would need the whole run in memory.
     """
+    for qid, docs, _lines in _run_queries(source, None):
+        yield qid, docs
+
+
+def iter_run_queries_located(source: Source) -> Iterator[tuple[str, dict[str, float], list[int]]]:
+    """:func:`iter_run_queries` with the line number of each document's row (in the dict's order), for errors
+    about content found later (a query missing from --queries, a document missing from the corpus) that must
+    point at the line where the id stands."""
+    return _run_queries(source, [])
+
+
+def _run_queries(source: Source, lines: list[int] | None) -> Iterator[tuple[str, dict[str, float], list[int]]]:
     name = source_name(source)
     seen: set[str] = set()
     current: str | None = None
     docs: dict[str, float] = {}
+    located = lines is not None
+    where: list[int] = []
     for lineno, line in iter_lines(source):
         row = parse_run_line(line, name, lineno)
         if row is None:
@@ -314,19 +337,21 @@ def iter_run_queries(source: Source) -> Iterator[tuple[str, dict[str, float]]]:
         qid, doc = row[0], row[1]  # (query_id, doc_id): indexing is faster than the named fields here
         if qid != current:
             if current is not None:
-                yield current, docs
+                yield current, docs, where
             if qid in seen:
                 raise InputError(
                     name, lineno, f"query {qid!r} appears again after other queries; group the run by query first "
                     "(e.g. sort -s -k1,1)")
             seen.add(qid)
-            current, docs = qid, {}
+            current, docs, where = qid, {}, []
         if doc in docs:
             raise InputError(name, lineno, f"document {doc!r} appears twice for query {qid!r}")
         docs[doc] = row[3]  # score
+        if located:
+            where.append(lineno)
     if current is None:
         raise InputError(name, None, f"empty input: expected {RUN_FORMAT}")
-    yield current, docs
+    yield current, docs, where
 
 
 def read_run(source: Source) -> Run:
@@ -377,6 +402,10 @@ def read_run_table(source: Source) -> RunTable:
         data = data[3:]  # a UTF-8 BOM, as iter_lines drops it: not part of the first query id
     space = np.zeros(256, dtype=bool)
     space[list(_SPACE)] = True
+    control = np.zeros(256, dtype=bool)  # bytes parse_run_line refuses in an id: the slow path says where
+    control[:0x20] = True
+    control[0x7F] = True
+    control[list(_SPACE | {10})] = False
     qids: list[str] = []
     docs: list[str] = []
     scores: list[Any] = []
@@ -386,8 +415,8 @@ def read_run_table(source: Source) -> RunTable:
             end = data.find(b"\n", min(pos + _BLOCK, len(data) - 1)) + 1 or len(data)
             block = np.frombuffer(data, dtype=np.uint8, count=end - pos, offset=pos)
             pos = end
-            if block.max() >= 0x80:
-                raise ValueError("beyond ASCII: str.split also splits on Unicode spaces")
+            if block.max() >= 0x80 or control[block].any():
+                raise ValueError("beyond ASCII (str.split also splits on Unicode spaces), or a control character")
             newline = block == 10
             gap = space[block] | newline
             after_gap = np.r_[True, gap[:-1]]
@@ -517,23 +546,29 @@ def write_run(out: TextIO, run: Run | Iterable[tuple[str, dict[str, float]]], ta
 
 def iter_qrels(source: Source) -> Iterator[QrelRow]:
     """TREC qrels (4 fields) or BEIR qrels TSV (3 fields, optional header), tabs or spaces."""
-    name = source_name(source)
-    for lineno, line in iter_lines(source):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) == 4:
-            qid, iteration, doc, rel = fields
-        elif len(fields) == 3:
-            qid, doc, rel = fields
-            iteration = "0"
-            if lineno == 1 and not _is_int(rel):  # BEIR's "query-id corpus-id score" header
-                continue
-        else:
-            raise InputError(name, lineno, f"expected {QRELS_FORMAT}, got {len(fields)} field(s)")
-        if not _is_int(rel):
-            raise InputError(name, lineno, f"expected an integer relevance level, got {rel!r}")
-        yield QrelRow(qid, doc, int(rel), iteration)
+    for _, row in _located_qrels(source, source_name(source)):
+        yield row
+
+
+def parse_qrels_line(line: str, name: str, lineno: int, first: bool = False) -> QrelRow | None:
+    """One qrels line (None for a blank line, or BEIR's header when it is the ``first`` non-blank line)."""
+    fields = line.split()
+    if not fields:
+        return None
+    if len(fields) == 4:
+        qid, iteration, doc, rel = fields
+    elif len(fields) == 3:
+        qid, doc, rel = fields
+        iteration = "0"
+        if first and not _is_int(rel):  # BEIR's "query-id corpus-id score" header
+            return None
+    else:
+        raise InputError(name, lineno, f"expected {QRELS_FORMAT}, got {len(fields)} field(s)")
+    if not _is_int(rel):
+        raise InputError(name, lineno, f"expected an integer relevance level, got {rel!r}")
+    if not (qid.isprintable() and doc.isprintable()):
+        _unprintable(qid, doc, name, lineno)
+    return QrelRow(qid, doc, int(rel), iteration)
 
 
 def _is_int(text: str) -> bool:
@@ -545,13 +580,36 @@ def _is_int(text: str) -> bool:
 
 
 def read_qrels(source: Source) -> Qrels:
+    """A whole qrels file. A (query, document) pair judged twice with different grades is refused at its second
+    line (which grade the user meant is unknowable); judged twice with the same grade, it counts once, with a note."""
     name = source_name(source)
     qrels: Qrels = {}
-    for row in iter_qrels(source):
-        qrels.setdefault(row.query_id, {})[row.doc_id] = row.relevance
+    repeats = 0
+    for lineno, row in _located_qrels(source, name):
+        docs = qrels.setdefault(row.query_id, {})
+        before = docs.get(row.doc_id)
+        if before is not None:
+            if before != row.relevance:
+                raise InputError(name, lineno, f"query {row.query_id!r}, document {row.doc_id!r} is judged again "
+                                 f"with grade {row.relevance} after grade {before}; a pair has one grade")
+            repeats += 1
+            continue
+        docs[row.doc_id] = row.relevance
     if not qrels:
         raise InputError(name, None, f"empty input: expected {QRELS_FORMAT}")
+    if repeats:
+        note(f"{name}: {repeats} (query, document) pair(s) judged twice with the same grade; each counts once")
     return qrels
+
+
+def _located_qrels(source: Source, name: str) -> Iterator[tuple[int, QrelRow]]:
+    """:func:`iter_qrels` with each row's line number (for errors that point at a second judgment)."""
+    first = True
+    for lineno, line in iter_lines(source):
+        row = parse_qrels_line(line, name, lineno, first)
+        first = first and not line.strip()  # the header may follow blank lines, never a judgment
+        if row is not None:
+            yield lineno, row
 
 
 # --------------------------------------------------------------------------------------------------------- JSONL
@@ -582,6 +640,8 @@ def check_id(value: Any, name: str, lineno: int, what: str) -> str:
         raise InputError(name, lineno, f"{what} is empty")
     if any(ch.isspace() for ch in ident):
         raise InputError(name, lineno, f"{what} {ident!r} contains whitespace, which a TREC line cannot hold")
+    if not ident.isprintable():  # NUL, other control characters, a BOM inside: an id no one could type or match
+        raise InputError(name, lineno, f"{what} {ident!r} contains a control or invisible character")
     return ident
 
 
@@ -630,8 +690,10 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
             labels = [1] + [0] * (len(doc_ids) - 1)
         elif not isinstance(labels, list) or len(labels) != len(doc_ids) or not all(map(_is_number, labels)):
             raise InputError(name, lineno, f"field 'labels' should be a list of {len(doc_ids)} labels, one per doc id")
-        elif labels[0] <= 0:
-            raise InputError(name, lineno, f"the first document must be the positive, but its label is {labels[0]}")
+        elif not all(float(x).is_integer() for x in labels):
+            bad = next(x for x in labels if not float(x).is_integer())
+            raise InputError(name, lineno, f"field 'labels' holds {bad!r}; labels are integer relevance grades "
+                             "(as in qrels)")
         scores = obj.get("scores")
         if scores is not None:
             if not isinstance(scores, list) or len(scores) != len(doc_ids) or not all(map(_is_number, scores)):
@@ -644,9 +706,29 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
         if not isinstance(meta, dict):
             raise InputError(name, lineno, "field 'meta' should be an object")
         count += 1
-        yield lineno, Group(qid, doc_ids, [int(x) for x in labels], scores, meta)
+        group = Group(qid, doc_ids, [int(x) for x in labels], scores, meta)
+        check_group(group, name, lineno)
+        yield lineno, group
     if count == 0:
         raise InputError(name, None, f"empty input: expected {GROUPS_FORMAT}, one a line")
+
+
+def check_group(group: Group, name: str, lineno: int | None) -> None:
+    """What a group must be beyond its fields' types, checked where one is read and where one is made from another
+    tool's format, so that no writer emits a group :func:`iter_groups` refuses: at least 2 documents, the first a
+    positive (label above 0), each document once (a positive again among its negatives would be trained as both)."""
+    if len(group.doc_ids) < 2:
+        raise InputError(name, lineno, f"query {group.query_id!r}: a group needs a positive and at least one "
+                         f"negative, got {len(group.doc_ids)} document(s)")
+    if group.labels[0] <= 0:
+        raise InputError(name, lineno, f"query {group.query_id!r}: the first document must be the positive, but "
+                         f"its label is {group.labels[0]} (document {group.doc_ids[0]!r})")
+    if len(set(group.doc_ids)) != len(group.doc_ids):
+        seen: set[str] = set()
+        twice = next(d for d in group.doc_ids if d in seen or seen.add(d))  # type: ignore[func-returns-value]
+        what = "the positive, listed again among the negatives" if twice == group.doc_ids[0] else "listed twice"
+        raise InputError(name, lineno, f"query {group.query_id!r}: document {twice!r} is {what}; a group lists "
+                         "each document once")
 
 
 def dumps(obj: Any) -> str:

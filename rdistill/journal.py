@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rdistill.cache import file_identity
-from rdistill.errors import RdistillError, UsageError
+from rdistill.errors import Interrupted, RdistillError, UsageError
 from rdistill.io import open_output, os_fault
 
 CHUNK_END = "#chunk"
@@ -144,14 +144,18 @@ def open_journal(output: str | Path, head: str, resume: bool) -> Iterator[Journa
         journal.close_quietly()
         path.unlink(missing_ok=True)
         raise
-    except BaseException:
+    except BaseException as exc:
         journal.close_quietly()
         kept = path.exists() and path.stat().st_size > len(head) + 1
+        if not kept:
+            path.unlink(missing_ok=True)  # nothing finished: no journal to resume
+        if isinstance(exc, KeyboardInterrupt):  # one line: what was kept and how to go on
+            raise Interrupted("interrupted; " + (
+                f"the finished chunks are kept in {path}: the same command with --resume continues from them"
+                if kept else "no chunk had finished, so nothing was kept")) from None
         if kept:
             print(f"rdistill: note: finished chunks are kept in {path}; the same command with --resume "
                   "continues from them", file=sys.stderr)
-        else:
-            path.unlink(missing_ok=True)  # nothing finished: no journal to resume
         with os_fault(path):  # a full disk under the journal is one line naming it
             raise
 

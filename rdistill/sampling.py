@@ -68,6 +68,9 @@ class SampleConfig:
             raise UsageError(f"--window {a}:{b}: expected 1 <= A <= B (ranks, 1-based, inclusive)")
         if self.per_system < 1:
             raise UsageError("--per-system must be at least 1")
+        if self.min_relevance < 1:  # a positive of grade 0 would open a group that train's reader refuses
+            raise UsageError(f"--min-relevance {self.min_relevance}: a positive needs a grade of at least 1 (a "
+                             "group's first label must be above 0)")
         if not (self.teacher_scale > 0 and math.isfinite(self.teacher_scale)):
             raise UsageError("--teacher-scale must be a positive finite number")
 

@@ -26,19 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from rdistill.errors import UsageError
+from rdistill.errors import InputError, RdistillError, UsageError
 from rdistill.io import (
     Source,
     dumps,
     exclusive,
     format_run_query,
     is_plain_output,
-    iter_run_queries,
+    iter_run_queries_located,
     open_output,
     source_name,
     stdout_text,
 )
 from rdistill.journal import Journal, JournalMismatch, header, identity, journal_path, open_journal
+from rdistill.retrieval.store import MissingDocument
 from rdistill.schema import Qrels
 
 JOURNAL_MAGIC = "#rdistill-score-teacher"  # the first word of this job's journal (rdistill.journal)
@@ -215,6 +216,9 @@ class Chunk(list):  # type: ignore[type-arg]
     ever continued with the input it began with, even on stdin."""
 
     digest: str = ""
+    # Per (query id, pool): the run line of each of the pool's documents (0 for a positive added from --qrels),
+    # the query's own line being its first document's.
+    where: list[list[int]]
 
 
 def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
@@ -222,10 +226,10 @@ def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
     """The run's queries in this shard, each pool with its judged positives added, grouped into chunks."""
     from rdistill.shards import in_shard
 
-    chunk = Chunk()
+    chunk = _new_chunk()
     digest = hashlib.sha1()
     size = 0
-    for qid, docs in iter_run_queries(run):
+    for qid, docs, lines in iter_run_queries_located(run):
         if not in_shard(qid, shard):
             continue
         pool = list(docs)
@@ -233,29 +237,58 @@ def chunks(run: Source, shard: tuple[int, int], positives: Qrels | None,
             seen = set(pool)
             pool += [d for d, rel in sorted(positives.get(qid, {}).items()) if rel > 0 and d not in seen]
         chunk.append((qid, pool))
+        chunk.where.append(lines + [0] * (len(pool) - len(lines)))
         digest.update(f"{qid}\t{dumps(docs)}\t{' '.join(pool)}\n".encode())
         size += len(pool)
         if size >= chunk_pairs:
             chunk.digest = digest.hexdigest()
             yield chunk
-            chunk, size, digest = Chunk(), 0, hashlib.sha1()
+            chunk, size, digest = _new_chunk(), 0, hashlib.sha1()
     if chunk:
         chunk.digest = digest.hexdigest()
         yield chunk
 
 
+def _new_chunk() -> Chunk:
+    chunk = Chunk()
+    chunk.where = []
+    return chunk
+
+
 def score_chunk(teacher: CrossTeacher | BiTeacher | BM25Teacher, chunk: list[tuple[str, list[str]]],
-                queries: dict[str, str], store: Any, tag: str) -> str:
-    """The canonical TREC lines of a chunk's queries, re-scored and re-sorted by the teacher."""
+                queries: dict[str, str], store: Any, tag: str, run_name: str = "the run") -> str:
+    """The canonical TREC lines of a chunk's queries, re-scored and re-sorted by the teacher.
+
+    A query missing from ``queries`` or a document missing from the corpus is an error at the run line where its
+    id stands (``run_name``:line), when the chunk knows its lines (see :class:`Chunk`)."""
+    where: list[list[int]] = getattr(chunk, "where", None) or [[] for _ in chunk]
+    lines = [n for pool_lines in where for n in pool_lines]
+
+    def missing_doc(position: int, doc_id: str) -> RdistillError:
+        line = lines[position] if position < len(lines) else None
+        if line == 0:  # added from --qrels: no run line to point at
+            return UsageError(f"document {doc_id!r}, a judged positive added from --qrels, is not in the corpus")
+        return InputError(run_name, line, f"document {doc_id!r} is not in the corpus")
+
     q_texts: list[str] = []
     doc_ids: list[str] = []
-    for qid, pool in chunk:
+    for (qid, pool), pool_lines in zip(chunk, where, strict=True):
         if qid not in queries:
-            raise UsageError(f"query {qid!r} of the run is not in --queries")
+            raise InputError(run_name, pool_lines[0] if pool_lines else None,
+                             f"query {qid!r} of the run is not in --queries")
         q_texts += [queries[qid]] * len(pool)
         doc_ids += pool
-    texts = [store.text(d) for d in doc_ids] if teacher.needs_texts else []
-    scores = teacher.score(q_texts, doc_ids, texts)
+    texts: list[str] = []
+    if teacher.needs_texts:
+        for n, doc_id in enumerate(doc_ids):
+            doc = store.find(doc_id)
+            if doc is None:
+                raise missing_doc(n, doc_id)
+            texts.append(doc.full_text)
+    try:
+        scores = teacher.score(q_texts, doc_ids, texts)
+    except MissingDocument as exc:
+        raise missing_doc(exc.position, exc.doc_id) from None
     out = []
     start = 0
     for qid, pool in chunk:
@@ -322,7 +355,7 @@ def _score(run: Source, queries: dict[str, str], teacher: CrossTeacher | BiTeach
                                      f"this partial output was made from other queries or documents than "
                                      f"{source_name(run)} gives; delete it or run without --resume")
                 continue
-            lines = score_chunk(teacher, chunk, queries, store, name)
+            lines = score_chunk(teacher, chunk, queries, store, name, source_name(run))
             if journal is None:
                 (sink or stdout_text()).write(lines)
             else:

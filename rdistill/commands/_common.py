@@ -15,7 +15,9 @@ QueriesOpt = Annotated[str, typer.Option("--queries", help="Queries: a BEIR fold
 CorpusOpt = Annotated[str, typer.Option("--corpus", help="Documents: a BEIR folder, a JSONL or TSV file, or irds:ID.",
                                         metavar="SPEC")]
 QrelsOpt = Annotated[str, typer.Option("--qrels", help="Judgments: a BEIR folder (with --split), a TREC or BEIR qrels "
-                                       "file, or irds:ID.", metavar="SPEC")]
+                                       "file, or irds:ID. A pair judged twice with different grades is refused "
+                                       "(FILE:LINE); with the same grade it counts once (a note says so).",
+                                       metavar="SPEC")]
 SplitOpt = Annotated[str | None, typer.Option("--split", help="Split of a BEIR folder (train, dev, test).")]
 OutputOpt = Annotated[str | None, typer.Option("--output", "-o", help="Write here (atomically) instead of stdout; "
                                                ".gz compresses.", metavar="FILE")]

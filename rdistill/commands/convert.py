@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rdistill.commands._common import OutputOpt, SplitOpt
-from rdistill.errors import UsageError
+from rdistill.errors import InputError, UsageError
 from rdistill.interchange import READ_FORMATS, WRITE_FORMATS
+
+if TYPE_CHECKING:
+    from rdistill.schema import Group
 
 
 def command(
@@ -44,6 +48,11 @@ def command(
     training JSONL or FlagEmbedding training JSONL (with pos_scores/neg_scores when there are teacher scores),
     joining texts from --queries and --corpus. Groups keep their order; nothing is sampled or cut.
 
+    Every group written is one `rdistill train` accepts: a group whose positive --qrels does not judge
+    relevant, or that lists a document twice, is refused at its input line, as is a query or document without
+    its text in --queries/--corpus; an input that gives no group at all is refused, and a sentence-transformers
+    line with no positive gives no group (a note counts them). Scores in --scores-json must be finite numbers.
+
     \b
     Example:
       rdistill convert --from authors --scores-json scores.json triples.jsonl > groups.jsonl
@@ -54,7 +63,7 @@ def command(
     """
     from rdistill import interchange as ix
     from rdistill.commands._common import check_corpus, check_stdin
-    from rdistill.io import dumps, open_output, read_run, write_text_atomic
+    from rdistill.io import dumps, open_output, read_run, source_name, write_text_atomic
 
     check_stdin({"INPUT": source, "--scores": scores, "--scores-json": scores_json, "--qrels": qrels,
                  "--queries": queries, "--corpus": corpus})
@@ -79,7 +88,12 @@ def command(
         from rdistill.data import load_qrels
 
         judged = load_qrels(qrels, split)
-    groups = ix.read(source, from_, table, judged)
+    at: list[int | None] = [None]  # the input line of the group being converted, for errors about its texts
+
+    def groups() -> Iterator[Group]:
+        for lineno, group in ix.read_located(source, from_, table, judged):
+            at[0] = lineno
+            yield group
 
     query_text: dict[str, str] = {}
     store: Any = None
@@ -92,8 +106,14 @@ def command(
 
     collected: dict[str, dict[str, float]] | None = {} if scores_out is not None else None
     with open_output(output) as out:
-        for record in ix.convert(groups, to, queries=query_text, queries_name=str(queries), store=store,
-                                 prompt=prompt, scores_out=collected):
-            out.write(dumps(record) + "\n")
+        try:
+            for record in ix.convert(groups(), to, queries=query_text, queries_name=str(queries), store=store,
+                                     prompt=prompt, scores_out=collected):
+                out.write(dumps(record) + "\n")
+        except ix.MissingText as exc:
+            raise InputError(source_name(source), at[0], str(exc)) from None
+        if collected is not None and not collected:  # inside the block: no triples file without its scores
+            raise UsageError("--scores-out: the groups carry no teacher scores (\"scores\": null), so there is "
+                             "nothing to write there; leave --scores-out out")
     if scores_out is not None:
         write_text_atomic(scores_out, dumps(collected) + "\n")

@@ -53,7 +53,7 @@ def command(
         "--include-labelled-positives", help="Let other labelled positives be drawn as negatives, as the "
         "authors' code did (the group's own positive never is).")] = False,
     min_relevance: Annotated[int, typer.Option("--min-relevance", help="Qrels level from which a document is a "
-                                               "positive.")] = 1,
+                                               "positive (at least 1: a group's first label is above 0).")] = 1,
     skip_missing: Annotated[bool, typer.Option("--skip-missing", help="Skip and count groups with a document "
                                                "the teacher did not score, instead of stopping.")] = False,
     emit_candidates: Annotated[bool, typer.Option(

@@ -77,7 +77,9 @@ def command(
 
     Reads a TREC run (stdin or RUN), looks each query up in --queries and each document in --corpus (an on-disk
     offset index, built once, so large corpora stay in bounded memory; a document's text is title + " " + text),
-    and writes a TREC run with the teacher's scores, each query re-sorted, tagged with the model's name.
+    and writes a TREC run with the teacher's scores, each query re-sorted, tagged with the model's name. A
+    query missing from --queries, or a document missing from --corpus, is an error at the run's FILE:LINE
+    where its id stands.
 
     A cross-encoder's score is its logit (1-logit head) or log P(relevant) = log_softmax(logits)[1] (2-label
     head); query and document are cut to 30 / 200 tokens. A bi-encoder's score is the dot product (or cosine) of
@@ -102,7 +104,9 @@ def command(
     (rdistill fuse).
 
     Long jobs: with -o, finished chunks go to OUTPUT.partial (fsynced); after a crash or kill, the same command
-    with --resume continues there and ends with the same bytes an uninterrupted run writes. --shard I/N scores
+    with --resume continues there and ends with the same bytes an uninterrupted run writes; --resume with other
+    input, queries, corpus, model or settings is refused, never mixed in. Ctrl-C prints one line saying what
+    was kept. --shard I/N scores
     one share of the queries; under torchrun each rank takes its own shard and writes OUTPUT.shardI-of-N.
     A .meta.json sidecar records the teacher and settings.
 

@@ -33,7 +33,10 @@ def command(
                                                     "layers of the initial encoder (a smaller student).")] = None,
     group_size: Annotated[int | None, typer.Option("--group-size", min=2, help="Documents per query: the "
                                                    "positive and G-1 negatives, drawn once per query (seeded) from "
-                                                   "larger groups. Default: the groups as given.")] = None,
+                                                   "larger groups; a smaller group trains whole (a note counts "
+                                                   "them), and a G that no group reaches is refused. "
+                                                   "rdistill_train.json records the sizes trained on. Default: "
+                                                   "the groups as given.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Queries per micro-batch (each with "
                                             "its group).")] = 8,
     grad_accum: Annotated[int, typer.Option("--grad-accum", min=1, help="Micro-batches per optimizer step.")] = 2,
@@ -79,11 +82,13 @@ def command(
 ) -> None:
     """Train a student ranker on training groups, by distillation or from labels.
 
-    Reads groups (one JSON object a line: query_id, doc_ids with the positive first, labels, teacher scores),
+    Reads groups (one JSON object a line: query_id, doc_ids with the positive first, labels, teacher scores;
+    a group listing a document twice, or a label that is not an integer grade, is refused at its line),
     looks up the texts in --queries and --corpus, and trains a cross-encoder or bi-encoder student from --model
     with AdamW, a linear schedule with warmup and gradient accumulation. The result in --out is a Hugging Face
     folder that `rdistill score-teacher --model OUT` (cross) or `rdistill retrieve --dense --model OUT` (bi)
-    loads directly, with OUT/rdistill_train.json recording the arguments, data hash, versions and losses. The
+    loads directly, with OUT/rdistill_train.json recording the arguments, data hash, group sizes, versions and
+    losses. Ctrl-C prints one line saying whether a checkpoint (--checkpoint-every) is kept for --resume. The
     same seed gives the same weights on the CPU. Under `torchrun --nproc-per-node N -m rdistill train ... GROUPS`
     it trains data-parallel (gloo on CPU, nccl on GPU) with the same global batch.
 

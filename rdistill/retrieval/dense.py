@@ -39,13 +39,19 @@ def build_key(corpus: str, encoder: Any, approx: bool) -> dict[str, Any]:
 
 def build_dense(corpus: str, folder: Path, encoder: Any, approx: bool, batch_size: int,
                 show_progress: bool = True) -> None:
-    from rdistill.data import iter_corpus
+    from rdistill.data import check_unique_ids, is_irds, iter_corpus
+    from rdistill.docstore import id_hash
     from rdistill.progress import progress
 
-    # First pass counts documents so the embeddings can go straight into a memory-mapped .npy of the right shape.
-    n_docs = sum(1 for _ in iter_corpus(corpus))
+    # First pass counts documents so the embeddings can go straight into a memory-mapped .npy of the right shape,
+    # and refuses an id listed twice (as BM25's build does) before any is encoded: a run would list it twice.
+    hashes = np.fromiter((id_hash(doc.doc_id) for doc in iter_corpus(corpus)), dtype=np.uint64)
+    n_docs = len(hashes)
     if n_docs == 0:
         raise InputError(corpus, None, "empty corpus: no documents")
+    if not is_irds(corpus):
+        check_unique_ids(corpus, hashes)
+    del hashes
     tmp = begin_build(folder)
     ids = DocIdWriter(tmp)
     dim = int(encoder.model.config.hidden_size)

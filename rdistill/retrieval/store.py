@@ -248,6 +248,16 @@ def ranked(candidates: np.ndarray, values: np.ndarray, ids: DocIds, k: int) -> d
     return dict(zip(names.tolist(), scores.tolist(), strict=True))
 
 
+class MissingDocument(UsageError):
+    """A document that an index lacks; ``position`` is its place in the ids asked for, so a caller (score-teacher's
+    chunks) can name the run line it came from."""
+
+    def __init__(self, doc_id: str, position: int) -> None:
+        super().__init__(f"document {doc_id!r} is not in the corpus")
+        self.doc_id = doc_id
+        self.position = position
+
+
 class IdRows:
     """Document id -> embedding row through :class:`rdistill.docstore.HashIndex`, its table saved memory-mapped."""
 
@@ -272,5 +282,5 @@ class IdRows:
                     out[n] = row
                     break
             else:
-                raise UsageError(f"document {doc_id!r} is not in the corpus")
+                raise MissingDocument(doc_id, n)
         return out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rdistill.errors import InputError
+from rdistill.errors import InputError, UsageError, note
 from rdistill.io import dumps, is_stream, iter_groups, source_name
 from rdistill.meta import file_sha256
 
@@ -63,6 +63,24 @@ def read_groups(source: str | Path, group_size: int | None = None, seed: int = 4
             digest.update(dumps(group._asdict()).encode("utf-8") + b"\n")
     sha = digest.hexdigest() if stream else file_sha256(source)
     return groups, sha
+
+
+def group_sizes(groups: list[TrainGroup], asked: int | None, name: str, quiet: bool = False) -> dict[str, int]:
+    """The documents per group that training will see (what ``rdistill_train.json`` records), after holding
+    ``--group-size`` to what the groups can give: it cuts larger groups and cannot grow smaller ones. When no group
+    reaches it the option cannot be honoured at all and is refused; when some fall short they train whole, with a
+    note saying how many."""
+    sizes = [len(g.doc_ids) for g in groups]
+    smallest, largest = min(sizes), max(sizes)
+    if asked is not None:
+        if largest < asked:
+            raise UsageError(f"--group-size {asked}: the largest group in {name} holds {largest} documents, and "
+                             f"a group cannot be grown; give --group-size {largest} or less, or leave it out")
+        short = sum(size < asked for size in sizes)
+        if short and not quiet:
+            note(f"{name}: {short} of {len(sizes)} groups hold fewer than --group-size {asked} documents (the "
+                 f"smallest {smallest}); they train with the documents they hold")
+    return {"min": smallest, "max": largest}
 
 
 class Schedule:

@@ -28,11 +28,11 @@ from rdistill import card
 from rdistill.data import load_queries
 from rdistill.distributed import World
 from rdistill.docstore import DocStore
-from rdistill.errors import InputError, UsageError
+from rdistill.errors import InputError, Interrupted, UsageError
 from rdistill.io import dumps, exclusive, source_name, write_text_atomic
 from rdistill.meta import versions
 from rdistill.models import progress, resolve_device, torch_checkpoint
-from rdistill.training.data import Schedule, TrainGroup, read_groups
+from rdistill.training.data import Schedule, TrainGroup, group_sizes, read_groups
 from rdistill.training.losses import LOSSES, loss_names
 from rdistill.training.students import Student, build_student
 
@@ -380,7 +380,14 @@ def train(config: TrainConfig) -> TrainResult:
     # One job per --out: a second one would interleave checkpoints and model swaps. Ranks of one torchrun job
     # share the folder, so only rank 0 holds the lock.
     with exclusive(config.out) if World.from_env().rank == 0 else contextlib.nullcontext():
-        return _train(config)
+        try:
+            return _train(config)
+        except KeyboardInterrupt:  # one line: what was kept and how to go on
+            folder = Path(config.out) / CHECKPOINT
+            raise Interrupted("interrupted; " + (
+                f"the last checkpoint is kept in {folder}: the same command with --resume continues from it"
+                if (folder / "state.pt").exists() else
+                "no checkpoint had been written (--checkpoint-every), so nothing was kept")) from None
 
 
 def _check_float32(groups: list[TrainGroup], scale: float, name: str) -> None:
@@ -428,7 +435,8 @@ def _train(config: TrainConfig) -> TrainResult:
                                    need_scores=LOSSES[config.loss].needs_teacher, loss=config.loss)
     queries = load_queries(config.queries)
     store = DocStore(config.corpus)
-    _check_texts(groups, queries, store, name)
+    _check_texts(groups, queries, store, name)  # content errors first: they name the line to fix
+    sizes = group_sizes(groups, config.group_size, name, quiet=rank != 0)
     if LOSSES[config.loss].needs_teacher:
         _check_float32(groups, config.teacher_scale, name)
 
@@ -497,7 +505,7 @@ def _train(config: TrainConfig) -> TrainResult:
             print(f"rdistill train: stopped after step {stop} of {total_steps}; continue with --resume",
                   file=sys.stderr)
     elif rank == 0:
-        _write_model(student, out, config, data_sha, world.size, total_steps, result, len(groups))
+        _write_model(student, out, config, data_sha, world.size, total_steps, result, len(groups), sizes)
         first = f"{losses[0]:.4f} -> " if losses else ""
         print(f"rdistill train: {total_steps} steps, loss {first}{losses[-1]:.4f}, "
               f"{result.pairs_per_second:.1f} pairs/s; wrote {out}", file=sys.stderr)
@@ -507,7 +515,7 @@ def _train(config: TrainConfig) -> TrainResult:
 
 
 def _write_model(student: Student, out: Path, config: TrainConfig, data_sha: str, world: int, steps: int,
-                 result: TrainResult, n_groups: int) -> None:
+                 result: TrainResult, n_groups: int, sizes: dict[str, int]) -> None:
     """Write the model folder beside ``out`` and swap it in whole, so ``out`` never holds half a model."""
     tmp = out.parent / f".{out.name}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -516,6 +524,7 @@ def _write_model(student: Student, out: Path, config: TrainConfig, data_sha: str
     record = {"command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "arguments": asdict(config), "seed": config.seed, "student": student.kind,
               "groups": source_name(config.groups), "groups_sha256": data_sha, "groups_count": n_groups,
+              "group_sizes": sizes,  # documents per group as trained, whatever --group-size asked
               "world_size": world, "steps": steps, "final_loss": result.losses[-1] if result.losses else None,
               "losses": result.losses, "seconds": round(result.seconds, 3),
               "pairs_per_second": round(result.pairs_per_second, 2), "versions": versions(),
