@@ -24,7 +24,18 @@ from typing import IO, Any, TextIO
 import orjson
 
 from rdistill.errors import OS_FAULTS, InputError, UsageError
-from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, RunTable, as_id, check_finite, is_finite
+from rdistill.schema import (
+    POSITIVE_KINDS,
+    Group,
+    QrelRow,
+    Qrels,
+    Run,
+    RunRow,
+    RunTable,
+    as_id,
+    check_finite,
+    is_finite,
+)
 
 Source = str | os.PathLike[str]
 STDIN_NAME = "<stdin>"
@@ -503,14 +514,23 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
         if len(ids) < 2 or None in ids:
             raise InputError(name, lineno, "field 'doc_ids' should list at least 2 document ids (positive first)")
         doc_ids = [check_id(d, name, lineno, "a document id in 'doc_ids'") for d in doc_ids]
+        positives = obj.get("positives", "judged")
+        if positives not in POSITIVE_KINDS:
+            raise InputError(name, lineno, f"field 'positives' should be one of {', '.join(POSITIVE_KINDS)}, got "
+                             f"{positives!r}")
         labels = obj.get("labels")
         if labels is None:
-            labels = [1] + [0] * (len(doc_ids) - 1)
+            labels = [0] * len(doc_ids) if positives == "none" else [1] + [0] * (len(doc_ids) - 1)
         elif not isinstance(labels, list) or len(labels) != len(doc_ids) or not all(map(_is_number, labels)):
             raise InputError(name, lineno, f"field 'labels' should be a list of {len(doc_ids)} labels, one per doc id")
-        elif labels[0] <= 0:
+        elif positives == "none" and any(labels):
+            raise InputError(name, lineno, 'a positive-free group ("positives": "none") has every label 0')
+        elif positives != "none" and labels[0] <= 0:
             raise InputError(name, lineno, f"the first document must be the positive, but its label is {labels[0]}")
         scores = obj.get("scores")
+        if positives != "judged" and scores is None:
+            raise InputError(name, lineno, f'a group with "positives": "{positives}" needs the teacher\'s scores '
+                             '(its labels come from them)')
         if scores is not None:
             if not isinstance(scores, list) or len(scores) != len(doc_ids) or not all(map(_is_number, scores)):
                 raise InputError(name, lineno, f"field 'scores' should be null or {len(doc_ids)} numbers, one per doc")
@@ -522,7 +542,7 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
         if not isinstance(meta, dict):
             raise InputError(name, lineno, "field 'meta' should be an object")
         count += 1
-        yield lineno, Group(qid, doc_ids, [int(x) for x in labels], scores, meta)
+        yield lineno, Group(qid, doc_ids, [int(x) for x in labels], scores, meta, positives)
     if count == 0:
         raise InputError(name, None, f"empty input: expected {GROUPS_FORMAT}, one a line")
 

@@ -59,7 +59,7 @@ def read_groups(source: str | Path, group_size: int | None = None, seed: int = 4
             doc_ids, scores = _subsample(doc_ids, scores, group_size, seed, lineno)
         groups.append(TrainGroup(group.query_id, tuple(doc_ids), None if scores is None else tuple(scores), lineno))
         if str(source) == "-":
-            digest.update(dumps(group._asdict()).encode("utf-8") + b"\n")
+            digest.update(dumps(group.record()).encode("utf-8") + b"\n")
     sha = digest.hexdigest() if str(source) == "-" else file_sha256(source)
     return groups, sha
 
