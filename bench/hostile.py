@@ -489,6 +489,47 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
                                                 "--max-steps", "1", "--device", "cpu", "--out",
                                                 str(w / "bi-max"), f["groups"]]))
 
+    # 5b. label-free groups and the listwise losses (issues 24 and 28): each a located line and exit 2, or the
+    # documented rule (ADR-MSE's average ranks, ListMLE's Breslow ties, LambdaLoss's no pair) trains
+    def as_kind(kind: str, **kw: object) -> str:
+        rows = [json.loads(line) for line in g.splitlines()]
+        for r in rows:
+            r.update({"positives": kind, "labels": [0] * len(r["doc_ids"]) if kind == "none" else r["labels"]}, **kw)
+        return "".join(json.dumps(r) + "\n" for r in rows)
+
+    none_groups = _w(w / "groups" / "positives-none.jsonl", as_kind("none"))
+    pseudo_groups = _w(w / "groups" / "positives-pseudo.jsonl", as_kind("pseudo"))
+    tied_groups = _w(w / "groups" / "all-ties.jsonl", as_kind("none", scores=[2.5] * 4))
+    one_doc = _w(w / "groups" / "none-one-doc.jsonl", json.dumps({"query_id": "q1", "doc_ids": ["d1"], "labels": [0],
+                                                                  "scores": [1.0], "positives": "none"}) + "\n")
+    for loss in ("lce", "marginmse"):
+        out = w / f"none-{loss}"
+        cases.append(Case(f"losses/positive-free/{loss}", train_argv(out, groups=none_groups, loss=loss),
+                          check=no_model(out)))
+    out = w / "pseudo-lce"
+    cases.append(Case("losses/pseudo-positive/lce", train_argv(out, groups=pseudo_groups, loss="lce"),
+                      check=no_model(out)))
+    cases.append(Case("losses/pseudo-positive/marginmse", train_argv(w / "pseudo-mm", groups=pseudo_groups),
+                      "accept"))
+    for loss in ("adrmse", "listmle", "lambdaloss", "kl", "ranknet"):
+        cases.append(Case(f"losses/all-ties/{loss}", train_argv(w / f"ties-{loss}", groups=tied_groups, loss=loss),
+                          "accept"))
+        out = w / f"one-doc-{loss}"
+        cases.append(Case(f"losses/one-doc/{loss}", train_argv(out, groups=one_doc, loss=loss), check=no_model(out)))
+    cases.append(Case("losses/positive-free-unscored/adrmse", train_argv(
+        w / "none-null", groups=_w(w / "groups" / "none-null.jsonl", as_kind("none", scores=None)), loss="adrmse")))
+    for value in ("nan", "inf", "0", "-1"):
+        out = w / f"alpha={value}"
+        cases.append(Case(f"losses/--alpha={value}", train_argv(out, "--alpha", value, loss="adrmse"),
+                          check=no_model(out)))
+    out = w / "in-batch-cross"
+    cases.append(Case("losses/in-batch-negatives-cross", train_argv(out, "--in-batch-negatives", loss="kl"),
+                      check=no_model(out)))
+    cases.append(Case("losses/in-batch-negatives-bi-positive-free", [
+        "train", "--model", f["bi"], "--queries", f["queries.jsonl"], "--corpus", f["corpus.jsonl"], "--student",
+        "bi", "--in-batch-negatives", "--loss", "adrmse", "--max-steps", "1", "--batch-size", "3", "--device", "cpu",
+        "--out", str(w / "in-batch-bi"), none_groups], "accept"))
+
     # 6. models
     st = run_commands(f)["score-teacher"]
     for kind in ("no_weights", "bad_weights"):

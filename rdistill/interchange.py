@@ -241,7 +241,7 @@ def convert(groups: Iterable[Group], to: str = "groups", *, queries: Mapping[str
 
     for group in groups:
         if to == "groups":
-            yield group._asdict()
+            yield group.record()
         elif to == "authors":
             if group.scores is not None and scores_out is None:
                 raise UsageError("the groups have teacher scores: give --scores-out FILE so they are kept")

@@ -25,7 +25,18 @@ from typing import IO, Any, TextIO
 import orjson
 
 from rdistill.errors import OS_FAULTS, InputError, UsageError, note
-from rdistill.schema import Group, QrelRow, Qrels, Run, RunRow, RunTable, as_id, check_finite, is_finite
+from rdistill.schema import (
+    POSITIVE_KINDS,
+    Group,
+    QrelRow,
+    Qrels,
+    Run,
+    RunRow,
+    RunTable,
+    as_id,
+    check_finite,
+    is_finite,
+)
 
 Source = str | os.PathLike[str]
 STDIN_NAME = "<stdin>"
@@ -685,16 +696,25 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
         if len(ids) < 2 or None in ids:
             raise InputError(name, lineno, "field 'doc_ids' should list at least 2 document ids (positive first)")
         doc_ids = [check_id(d, name, lineno, "a document id in 'doc_ids'") for d in doc_ids]
+        positives = obj.get("positives", "judged")
+        if positives not in POSITIVE_KINDS:
+            raise InputError(name, lineno, f"field 'positives' should be one of {', '.join(POSITIVE_KINDS)}, got "
+                             f"{positives!r}")
         labels = obj.get("labels")
         if labels is None:
-            labels = [1] + [0] * (len(doc_ids) - 1)
+            labels = [0] * len(doc_ids) if positives == "none" else [1] + [0] * (len(doc_ids) - 1)
         elif not isinstance(labels, list) or len(labels) != len(doc_ids) or not all(map(_is_number, labels)):
             raise InputError(name, lineno, f"field 'labels' should be a list of {len(doc_ids)} labels, one per doc id")
         elif not all(float(x).is_integer() for x in labels):
             bad = next(x for x in labels if not float(x).is_integer())
             raise InputError(name, lineno, f"field 'labels' holds {bad!r}; labels are integer relevance grades "
                              "(as in qrels)")
+        elif positives == "none" and any(labels):
+            raise InputError(name, lineno, 'a positive-free group ("positives": "none") has every label 0')
         scores = obj.get("scores")
+        if positives != "judged" and scores is None:
+            raise InputError(name, lineno, f'a group with "positives": "{positives}" needs the teacher\'s scores '
+                             '(its labels come from them)')
         if scores is not None:
             if not isinstance(scores, list) or len(scores) != len(doc_ids) or not all(map(_is_number, scores)):
                 raise InputError(name, lineno, f"field 'scores' should be null or {len(doc_ids)} numbers, one per doc")
@@ -706,7 +726,7 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
         if not isinstance(meta, dict):
             raise InputError(name, lineno, "field 'meta' should be an object")
         count += 1
-        group = Group(qid, doc_ids, [int(x) for x in labels], scores, meta)
+        group = Group(qid, doc_ids, [int(x) for x in labels], scores, meta, positives)
         check_group(group, name, lineno)
         yield lineno, group
     if count == 0:
@@ -716,11 +736,11 @@ def iter_groups(source: Source) -> Iterator[tuple[int, Group]]:
 def check_group(group: Group, name: str, lineno: int | None) -> None:
     """What a group must be beyond its fields' types, checked where one is read and where one is made from another
     tool's format, so that no writer emits a group :func:`iter_groups` refuses: at least 2 documents, the first a
-    positive (label above 0), each document once (a positive again among its negatives would be trained as both)."""
+    positive (label above 0) unless the group is positive-free, each document once (a positive again among its negatives would be trained as both)."""
     if len(group.doc_ids) < 2:
         raise InputError(name, lineno, f"query {group.query_id!r}: a group needs a positive and at least one "
                          f"negative, got {len(group.doc_ids)} document(s)")
-    if group.labels[0] <= 0:
+    if group.positives != "none" and group.labels[0] <= 0:
         raise InputError(name, lineno, f"query {group.query_id!r}: the first document must be the positive, but "
                          f"its label is {group.labels[0]} (document {group.doc_ids[0]!r})")
     if len(set(group.doc_ids)) != len(group.doc_ids):

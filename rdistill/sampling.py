@@ -571,7 +571,7 @@ def serialise(record: Group | Candidates) -> tuple[tuple[str, str], str]:
     if isinstance(record, Candidates):
         return (record.query_id, ""), format_run_query(record.query_id, dict.fromkeys(record.doc_ids, 0.0),
                                                        "candidates")
-    return (record.query_id, record.doc_ids[0]), dumps(record._asdict()) + "\n"
+    return (record.query_id, record.doc_ids[0]), dumps(record.record()) + "\n"
 
 
 def write_groups(out: TextIO, records: Iterable[Group | Candidates], chunk_bytes: int = 64 << 20) -> int:

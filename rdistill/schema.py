@@ -92,11 +92,18 @@ class Document(NamedTuple):
         return f"{self.title} {self.text}" if self.title else self.text
 
 
+POSITIVE_KINDS = ("judged", "pseudo", "none")
+
+
 class Group(NamedTuple):
-    """A training group, one JSONL line of ``rdistill sample``: the positive first, then negatives.
+    """A training group, one JSONL line of ``rdistill sample``: the positive(s) first, then negatives.
 
     ``scores`` holds the teacher's score for each document, or None for the whole group when no teacher scored it
     (labels-only training). ``meta`` records how the group was built (strategy, window, seed, ...).
+    ``positives`` says what the labels are: ``judged`` (the default; column 0 is a positive from the qrels),
+    ``pseudo`` (no judgments: the documents labelled 1, first in the list, are the teacher's top K) or ``none``
+    (a positive-free list: every label 0, teacher scores only). A judged group is written without the field, so
+    groups files from before it existed read and write unchanged.
     """
 
     query_id: str
@@ -104,6 +111,14 @@ class Group(NamedTuple):
     labels: list[int]
     scores: list[float] | None
     meta: dict[str, Any]
+    positives: str = "judged"
+
+    def record(self) -> dict[str, Any]:
+        """The JSON object of the groups format: every field, ``positives`` only where it is not ``judged``."""
+        obj = self._asdict()
+        if self.positives == "judged":
+            del obj["positives"]
+        return obj
 
 
 class EntropyRecord(NamedTuple):

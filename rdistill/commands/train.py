@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from rdistill.commands._common import CorpusOpt, DeviceOpt, QueriesOpt, SeedOpt
-from rdistill.training.losses import loss_names, losses_help
+from rdistill.training.losses import kinds_help, loss_names, losses_help
 
 
 def command(
@@ -23,8 +23,13 @@ def command(
                                          "head) or bi (tied encoder, dot product).")] = "cross",
     loss: Annotated[str, typer.Option("--loss", help=f"{loss_names()} (see above); "
                                       f"{loss_names(lambda row: row.needs_teacher, 'and')} need the groups' teacher "
-                                      "scores.")] = "lce",
-    temperature: Annotated[float, typer.Option("--temperature", help="Softmax temperature of --loss kl.")] = 1.0,
+                                      "scores. Groups by kind (their positives field): " + kinds_help())] = "lce",
+    temperature: Annotated[float, typer.Option("--temperature", help="Softmax temperature T of --loss kl. The loss "
+                                               "is multiplied by T^2 (Hinton's convention, as sentence-transformers "
+                                               "does), so the gradient keeps its size as T changes; recorded as "
+                                               "loss_formula in rdistill_train.json.")] = 1.0,
+    alpha: Annotated[float, typer.Option("--alpha", help="--loss adrmse: steepness of the sigmoid in the student's "
+                                         "approximate ranks, 1 + sum_j sigmoid(alpha (s_j - s_i)).")] = 1.0,
     teacher_scale: Annotated[float, typer.Option("--teacher-scale", help="Multiply the teacher's scores by this "
                                                  "before the loss: 20 for a cosine (bi-encoder) teacher such as "
                                                  "all-MiniLM-L6-v2, whose margins are otherwise tiny; 1 for a "
@@ -56,7 +61,14 @@ def command(
     in_batch_negatives: Annotated[bool, typer.Option("--in-batch-negatives", help="Bi-encoder with "
                                                      f"{loss_names(lambda row: row.in_batch)}: also "
                                                      "use the other queries' documents of the batch as "
-                                                     "negatives.")] = False,
+                                                     "negatives, as Tevatron and sentence-transformers train. "
+                                                     "Each takes the teacher's score for the query where the groups "
+                                                     "file has one, else (a label-0 negative) the query's lowest "
+                                                     "teacher score. Memory: no extra encoder pass (each document "
+                                                     "is embedded once); the scores grow from B x G to B x (B G) "
+                                                     "per micro-batch, and the pairwise and listwise losses' "
+                                                     "B x G x G terms to B x (B G)^2 (B 8, G 16: 131k floats).")]
+    = False,
     frozen_documents: Annotated[bool, typer.Option("--frozen-documents", help="Bi-encoder: train the query "
                                                    "tower only; every document keeps --model's embedding (the "
                                                    "corpus is embedded once, cached, and shared with a bi-encoder "
@@ -96,6 +108,11 @@ def command(
     Losses (one fp32 loss per query, averaged over the global batch):
     LOSSES_HELP
 
+    Groups come in three kinds (the "positives" field `rdistill sample` writes): judged (column 0 a judged
+    positive), pseudo (the teacher's top documents as positives) and none (a positive-free list, teacher scores
+    only). Which losses take which: KINDS_HELP A group of another kind is refused with its line.
+    Groups of different lengths in one batch are masked: padding never enters a loss.
+
     \b
     Example:
       rdistill train --student cross --model all-MiniLM-L6-v2 --init-layers 2 --loss marginmse \\
@@ -117,7 +134,7 @@ def command(
 
     train(TrainConfig(
         model=model, queries=queries, corpus=corpus, out=out, groups=groups, student=student, loss=loss,
-        temperature=temperature, teacher_scale=teacher_scale, group_size=group_size, batch_size=batch_size,
+        temperature=temperature, alpha=alpha, teacher_scale=teacher_scale, group_size=group_size, batch_size=batch_size,
         grad_accum=grad_accum, lr=lr,
         weight_decay=weight_decay, warmup=warmup, max_grad_norm=max_grad_norm, max_steps=max_steps, epochs=epochs,
         max_query_length=max_query_length, max_doc_length=max_doc_length, init_layers=init_layers,
@@ -127,4 +144,5 @@ def command(
 
 
 # The losses' entries, one a row of the table (see LOSSES_HELP above).
-command.__doc__ = (command.__doc__ or "").replace("    LOSSES_HELP", losses_help("    "))
+command.__doc__ = (command.__doc__ or "").replace("    LOSSES_HELP", losses_help("    ")).replace(
+    "KINDS_HELP", kinds_help())

@@ -18,6 +18,13 @@ import numpy as np
 from rdistill.errors import InputError, UsageError, note
 from rdistill.io import dumps, is_stream, iter_groups, source_name
 from rdistill.meta import file_sha256
+from rdistill.schema import POSITIVE_KINDS
+from rdistill.training.losses import loss_names
+
+# What each kind of group is, for the line that refuses it.
+_KIND_WHAT = {"none": 'is a positive-free list ("positives": "none")',
+              "pseudo": 'has a pseudo positive, the teacher\'s top document ("positives": "pseudo")',
+              "judged": "has a judged positive"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,7 @@ class TrainGroup:
     doc_ids: tuple[str, ...]
     scores: tuple[float, ...] | None
     line: int
+    positives: str = "judged"  # schema.Group.positives: judged, pseudo or none (a positive-free list)
 
 
 def _subsample(doc_ids: list[str], scores: list[float] | None, size: int, seed: int, line: int
@@ -40,8 +48,13 @@ def _subsample(doc_ids: list[str], scores: list[float] | None, size: int, seed: 
 
 
 def read_groups(source: str | Path, group_size: int | None = None, seed: int = 42, need_scores: bool = False,
-                loss: str = "") -> tuple[list[TrainGroup], str]:
+                loss: str = "", kinds: tuple[str, ...] = POSITIVE_KINDS,
+                pool: dict[str, dict[str, float]] | None = None) -> tuple[list[TrainGroup], str]:
     """All groups of a JSONL file or stdin (``-``), checked and cut to ``group_size``; with their sha256.
+
+    A group whose kind (``positives``) is not in ``kinds`` (what ``--loss`` trains on) is refused, naming its line.
+    ``pool``, when given, is filled with every teacher score of the file by query and document, before any cut:
+    where in-batch negatives find their teacher scores.
 
     The sha256 is the file's own for a path; for stdin, which cannot be read twice, it is the sha256 of the groups'
     canonical JSON lines.
@@ -55,12 +68,21 @@ def read_groups(source: str | Path, group_size: int | None = None, seed: int = 4
         if scores is None and need_scores:
             raise InputError(name, lineno, f'query {group.query_id!r} has no teacher scores ("scores": null) and '
                              f"--loss {loss} needs them; give groups scored by a teacher or use --loss lce")
+        if group.positives not in kinds:
+            takers = loss_names(lambda row, k=group.positives: k in row.kinds)  # type: ignore[misc]
+            raise InputError(name, lineno, f"query {group.query_id!r} {_KIND_WHAT[group.positives]} and --loss "
+                             f"{loss} trains only on {' or '.join(kinds)} groups; use --loss {takers}")
         doc_ids = group.doc_ids
+        if pool is not None and scores is not None:
+            known = pool.setdefault(group.query_id, {})
+            for doc_id, score in zip(doc_ids, scores, strict=True):
+                known.setdefault(doc_id, score)
         if group_size is not None and len(doc_ids) > group_size:
             doc_ids, scores = _subsample(doc_ids, scores, group_size, seed, lineno)
-        groups.append(TrainGroup(group.query_id, tuple(doc_ids), None if scores is None else tuple(scores), lineno))
+        groups.append(TrainGroup(group.query_id, tuple(doc_ids), None if scores is None else tuple(scores), lineno,
+                                 group.positives))
         if stream:
-            digest.update(dumps(group._asdict()).encode("utf-8") + b"\n")
+            digest.update(dumps(group.record()).encode("utf-8") + b"\n")
     sha = digest.hexdigest() if stream else file_sha256(source)
     return groups, sha
 
@@ -81,6 +103,35 @@ def group_sizes(groups: list[TrainGroup], asked: int | None, name: str, quiet: b
             note(f"{name}: {short} of {len(sizes)} groups hold fewer than --group-size {asked} documents (the "
                  f"smallest {smallest}); they train with the documents they hold")
     return {"min": smallest, "max": largest}
+
+
+def in_batch_columns(sizes: list[int]) -> list[list[int]]:
+    """With in-batch negatives, which of the batch's documents (flat, in group order) fill each query's row: its own
+    group first, in order (so column 0 is its positive, or its list's first document), then every other query's
+    documents in batch order. The one layout both the student's scores and the teacher's rows follow."""
+    starts = np.cumsum([0, *sizes]).tolist()
+    total = starts[-1]
+    return [[*range(a, b), *range(0, a), *range(b, total)] for a, b in zip(starts, starts[1:], strict=False)]
+
+
+def teacher_rows(groups: list[TrainGroup], width: int, in_batch: bool = False,
+                 pool: dict[str, dict[str, float]] | None = None) -> list[list[float]]:
+    """The teacher's scores of a micro-batch as rows of ``width`` (0.0 past a group's end, which the mask hides).
+
+    With in-batch negatives, row b follows :func:`in_batch_columns`: another query's document takes the teacher's
+    score for this query where the groups file has one (``pool``); otherwise it is a label-0 negative, and takes the
+    lowest teacher score of the query's own group, ranking with its worst scored negative rather than inventing a
+    score the teacher never gave."""
+    if not in_batch:
+        return [[*g.scores, *[0.0] * (width - len(g.doc_ids))] for g in groups if g.scores is not None]
+    flat = [d for g in groups for d in g.doc_ids]
+    rows = []
+    for g, columns in zip(groups, in_batch_columns([len(g.doc_ids) for g in groups]), strict=True):
+        assert g.scores is not None
+        known = (pool or {}).get(g.query_id, {})
+        own, floor = dict(zip(g.doc_ids, g.scores, strict=True)), min(g.scores)
+        rows.append([own.get(flat[c], known.get(flat[c], floor)) for c in columns])
+    return rows
 
 
 class Schedule:

@@ -27,6 +27,7 @@ from rdistill.models import (
     loading,
     pool,
 )
+from rdistill.training.data import in_batch_columns
 
 StudentKind = Literal["cross", "bi"]
 
@@ -193,15 +194,11 @@ class BiStudent(Student):
             owner = torch.repeat_interleave(torch.arange(len(sizes), device=device),
                                             torch.tensor(sizes, device=device))
             return _pad((q[owner] * d).sum(-1), sizes)
-        # In-batch negatives: every query against every document of the batch, its own positive moved to column 0
-        # (the other queries' positives count as its negatives).
+        # In-batch negatives: every query against every document of the batch, its own group first (its positive in
+        # column 0), then the other queries' documents as extra negatives (data.in_batch_columns: the layout the
+        # teacher's rows follow too). Each document is embedded once, so this costs only the [B, sum(sizes)] scores.
         full = q @ d.T
-        starts = torch.tensor([0, *sizes[:-1]], device=device).cumsum(0)
-        n = d.shape[0]
-        cols = torch.arange(n, device=device).expand(len(sizes), n).clone()
-        for b, start in enumerate(starts.tolist()):
-            cols[b, 0], cols[b, start] = start, 0
-        scores = full.gather(1, cols)
+        scores = full.gather(1, torch.tensor(in_batch_columns(sizes), device=device))
         return scores, torch.ones_like(scores, dtype=torch.bool)
 
     def _documents(self, module: torch.nn.Module, groups: Sequence[Sequence[str]], doc_ids: Sequence[Sequence[str]],

@@ -32,7 +32,7 @@ from rdistill.errors import InputError, Interrupted, UsageError
 from rdistill.io import dumps, exclusive, source_name, write_text_atomic
 from rdistill.meta import versions
 from rdistill.models import progress, resolve_device, torch_checkpoint
-from rdistill.training.data import Schedule, TrainGroup, group_sizes, read_groups
+from rdistill.training.data import Schedule, TrainGroup, group_sizes, read_groups, teacher_rows
 from rdistill.training.losses import LOSSES, loss_names
 from rdistill.training.students import Student, build_student
 
@@ -52,6 +52,7 @@ class TrainConfig:
     student: str = "cross"
     loss: str = "lce"
     temperature: float = 1.0
+    alpha: float = 1.0  # --loss adrmse: the sigmoid's steepness in the student's approximate ranks
     # Multiplies the groups' teacher scores before any loss sees them. A bi-encoder teacher's cosines lie in
     # [-1, 1]: their margins are tiny and their softmax nearly flat, so MarginMSE and KL would distil almost
     # nothing from them; sentence-transformers trains such models with the cosines times 20, which is this knob.
@@ -255,8 +256,7 @@ def _check(config: TrainConfig) -> None:
     if config.student not in ("cross", "bi"):
         raise UsageError(f"--student {config.student!r}: expected cross or bi")
     if config.in_batch_negatives and (config.student != "bi" or not LOSSES[config.loss].in_batch):
-        raise UsageError(f"--in-batch-negatives needs --student bi and --loss {loss_names(lambda row: row.in_batch)} "
-                         "(teacher scores exist only for a query's own group)")
+        raise UsageError(f"--in-batch-negatives needs --student bi and --loss {loss_names(lambda row: row.in_batch)}")
     if (config.frozen_documents or config.doc_index) and config.student != "bi":
         raise UsageError("--frozen-documents needs --student bi (a cross-encoder has no document tower)")
     if config.doc_index and not config.frozen_documents:
@@ -268,6 +268,7 @@ def _check(config: TrainConfig) -> None:
     # Every float option up front: a nan or a negative rate would only show as a broken model at the end.
     # --lr 0 is allowed: `make demo` saves the untrained student that way (one step that changes nothing).
     for flag, value, low, high in (("--lr", config.lr, None, 1.0), ("--temperature", config.temperature, 0.0, None),
+                                   ("--alpha", config.alpha, 0.0, None),
                                    ("--weight-decay", config.weight_decay, None, None),
                                    ("--max-grad-norm", config.max_grad_norm, None, None)):
         if not math.isfinite(value):
@@ -320,6 +321,7 @@ class _Batches(NamedTuple):
     schedule: Schedule
     world: World
     device: torch.device
+    pool: dict[str, dict[str, float]]  # every teacher score by query and document (in-batch negatives' scores)
 
 
 def _train_step(step: int, student: Student, model: torch.nn.Module, opt: _Optimiser, data: _Batches,
@@ -343,11 +345,10 @@ def _train_step(step: int, student: Student, model: torch.nn.Module, opt: _Optim
                                            config.in_batch_negatives, [g.doc_ids for g in mine])
         t = None
         if loss.needs_teacher:
-            t = torch.zeros_like(s)
-            for b, g in enumerate(mine):
-                t[b, :len(g.doc_ids)] = torch.tensor(g.scores, dtype=torch.float32)
-            t = t * config.teacher_scale
-        per_query = loss.fn(s.float(), t, mask, config.temperature)
+            rows = teacher_rows(mine, s.shape[1], config.in_batch_negatives, data.pool)
+            t = torch.tensor(rows, dtype=torch.float32, device=device) * config.teacher_scale
+        per_query = loss(s.float(), t, mask, config.temperature,
+                         **{option: getattr(config, option) for option in loss.options})
         opt.scaler.scale(per_query.sum() / n_step).backward()
         step_loss += per_query.detach().sum()
         pairs += int(mask.sum())
@@ -431,8 +432,11 @@ def _train(config: TrainConfig) -> TrainResult:
     _prepare_out(out, config.resume)
 
     name = source_name(config.groups)
+    pool: dict[str, dict[str, float]] = {}
     groups, data_sha = read_groups(config.groups, config.group_size, config.seed,
-                                   need_scores=LOSSES[config.loss].needs_teacher, loss=config.loss)
+                                   need_scores=LOSSES[config.loss].needs_teacher, loss=config.loss,
+                                   kinds=LOSSES[config.loss].kinds,
+                                   pool=pool if config.in_batch_negatives else None)
     queries = load_queries(config.queries)
     store = DocStore(config.corpus)
     _check_texts(groups, queries, store, name)  # content errors first: they name the line to fix
@@ -470,7 +474,7 @@ def _train(config: TrainConfig) -> TrainResult:
             trained_seconds, trained_pairs = state["seconds"], state["pairs"]
             _set_rng_state(state["rng"])
 
-    data = _Batches(groups, queries, store, schedule, world, device)
+    data = _Batches(groups, queries, store, schedule, world, device, pool)
     stop = total_steps if config.stop_after is None else min(total_steps, config.stop_after)
     bar = progress(total_steps, "training", "step") if rank == 0 else None
     if bar is not None:
@@ -523,6 +527,7 @@ def _write_model(student: Student, out: Path, config: TrainConfig, data_sha: str
     student.save(tmp)
     record = {"command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "arguments": asdict(config), "seed": config.seed, "student": student.kind,
+              "loss_formula": LOSSES[config.loss].formula,
               "groups": source_name(config.groups), "groups_sha256": data_sha, "groups_count": n_groups,
               "group_sizes": sizes,  # documents per group as trained, whatever --group-size asked
               "world_size": world, "steps": steps, "final_loss": result.losses[-1] if result.losses else None,
