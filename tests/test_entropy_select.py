@@ -83,7 +83,7 @@ def test_select_refusals_and_small_queries(cli, run, tmp_path):
                        (["--select", "max-variance", "--objective", "max", str(run)], "goes with --select greedy"),
                        (["--select", "greedy", "--objective", "mid", str(run)], "expected min or max"),
                        (["--select", "greedy", "--size", "5", "--k", "3", str(run)], "fewer documents than"),
-                       (["--select", "greedy", "--keep", "inner", str(run)], "--keep go with")):
+                       (["--select", "greedy", "--keep", "inner", str(run)], "leave out --keep")):
         refused = cli("entropy", *args)
         assert refused.exit_code == 2 and text in refused.stderr, (args, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1

@@ -113,7 +113,7 @@ def _select(source: str, select: str, size: int, objective: str, definition: str
     from rdistill.io import dumps, open_output, peek_line, source_name
 
     if others:
-        raise UsageError(f"--select writes groups; {', '.join(others)} go with measuring or cutting")
+        raise UsageError(f"--select writes groups: leave out {', '.join(others)} (for measuring or cutting)")
     if k is not None and k < size:
         raise UsageError(f"--k {k} leaves fewer documents than --size {size}")
     first = peek_line(source)  # stdin is not used up
