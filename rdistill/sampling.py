@@ -207,7 +207,9 @@ class SampleStats:
     pending_peak: int = 0
     emitted: bool = False
     too_few_ids: list[str] = field(default_factory=list)
-    relative: bool = False  # the filter was --relative-margin (the summary names it)
+    relative: bool = False  # --relative-margin was on (the summary names it)
+    # Negatives it dropped, counted as each group is drawn: a group then skipped for too few candidates counts too.
+    relative_filtered: int = 0
 
     def summary(self) -> str:
         parts = [f"candidates of {self.queries} queries" if self.emitted else
@@ -222,8 +224,8 @@ class SampleStats:
         if self.absent:
             parts.append(f"{self.absent} judged queries absent from the input")
         if self.relative:
-            parts.append(f"{self.filtered} negatives dropped by the relative margin")
-        elif self.filtered or self.padded:
+            parts.append(f"{self.relative_filtered} negatives dropped by the relative margin")
+        if self.filtered or self.padded:
             parts.append(f"{self.filtered} negatives dropped by the filter, {self.padded} random documents padded")
         return "sample: " + "; ".join(parts)
 
@@ -540,7 +542,8 @@ def _relative_filter(s: Sampler, q: QueryInputs, pool: list[str]) -> tuple[list[
                          "log-probabilities or logits use --strategy ensemble --margin")
     threshold = floor - abs(floor) * r
     kept = [d for d in pool if _score(q.scores, qid, d) <= threshold]
-    return kept, {"filtered": len(pool) - len(kept)}
+    s.stats.relative_filtered += len(pool) - len(kept)
+    return kept, {"relative_filtered": len(pool) - len(kept)}
 
 
 def _ranked_by_scores(q: QueryInputs, pool: list[str]) -> list[str]:
@@ -594,16 +597,16 @@ def _draw_ensemble(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int
         kept = [d for d in pool if _score(q.scores, qid, d) <= threshold]
         filtered = len(pool) - len(kept)
         pool = kept
+    relative: dict[str, int] = {}
     if cfg.relative_margin is not None and not q.emit:
-        pool, extra = _relative_filter(s, q, pool)
-        filtered += extra["filtered"]
+        pool, relative = _relative_filter(s, q, pool)
     if len(pool) > need and not q.emit:
         pool = _rng(cfg.seed, "ensemble-pick", qid, positive).sample(pool, need)
     # Padding skips every document the runs offered (kept or filtered), so it never depends on teacher scores
     # and --emit-candidates can list it exactly.
     assert s.corpus is not None
     pad = s.corpus.take(_rng(cfg.seed, "pad", qid), need if q.emit else need - len(pool), q.exclude | set(union))
-    return pool + pad, {"filtered": filtered, "padded": 0 if q.emit else len(pad)}
+    return pool + pad, {"filtered": filtered, "padded": 0 if q.emit else len(pad), **relative}
 
 
 def _filter_needs_scores(config: SampleConfig) -> str | None:

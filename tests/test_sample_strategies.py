@@ -107,9 +107,9 @@ def test_relative_margin_keeps_negatives_below_the_positive(cli, runs):
             p = min(teacher[qid][d] for d in judged[qid])
             assert all(teacher[qid][d] <= p * (1 - r) for d in g["doc_ids"][1:])
             assert g["meta"]["relative_margin"] == r
-            assert g["meta"]["filtered"] == sum(teacher[qid][d] > p * (1 - r) for d in DOCS
+            assert g["meta"]["relative_filtered"] == sum(teacher[qid][d] > p * (1 - r) for d in DOCS
                                                 if d not in judged[qid])
-            dropped += g["meta"]["filtered"]
+            dropped += g["meta"]["relative_filtered"]
         assert found and dropped and f"{dropped} negatives dropped by the relative margin" in result.stderr
     # Scores below zero (log-probabilities): the relative margin is undefined there, one line and exit 2.
     negative = runs["teacher"].with_name("logprob.trec")

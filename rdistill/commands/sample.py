@@ -174,7 +174,9 @@ def command(
                                "stats": {"groups": sampler.stats.groups, "queries": sampler.stats.queries,
                                          "too_few": sampler.stats.too_few,
                                          "missing_groups": sampler.stats.missing_groups,
-                                         "filtered": sampler.stats.filtered, "padded": sampler.stats.padded}},
+                                         "filtered": sampler.stats.filtered, "padded": sampler.stats.padded,
+                                         **({"relative_filtered": sampler.stats.relative_filtered}
+                                            if relative_margin is not None else {})}},
                      started=start)
 
 
