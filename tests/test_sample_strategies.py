@@ -206,3 +206,18 @@ def test_random_pseudo_positives_in_two_passes(cli, runs, tmp_path):
 def io_text(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_ensemble_pseudo_positives_and_its_filter(cli, runs, tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(orjson.dumps({"_id": d, "text": d}).decode() + "\n" for d in DOCS))
+    found = _groups(cli("sample", "--strategy", "ensemble", "--positives", "teacher:2", "-G", "6", "--margin", "0.1",
+                        "--scores", str(runs["teacher"]), "--corpus", str(corpus), str(runs["bm25"]),
+                        str(runs["teacher"])))
+    teacher = read_run(runs["teacher"])
+    assert [g["query_id"] for g in found] == QUERIES
+    for g in found:
+        ranked = sort_query(teacher[g["query_id"]])
+        assert g["doc_ids"][:2] == [d for d, _ in ranked[:2]] and g["labels"][:2] == [1, 1]
+        # The filter compares with the lower pseudo-positive, as with the lowest judged one.
+        assert all(teacher[g["query_id"]][d] <= ranked[1][1] - 0.1 for d in g["doc_ids"][2:])
