@@ -121,6 +121,20 @@ endif
 LOSS ?= marginmse
 DEMO_STUDENTS ?= bm25.$(LOSS) teacher.$(LOSS)
 GRID_SAMPLINGS ?= random bm25 teacher ensemble ensemble-nofilter
+# ---- sampler rows (issues 24, 28): off by default; switch them on by naming them, e.g.
+#   make grid GRID_SAMPLER_ROWS="stratified top bm25-rm pseudo select-min"
+# stratified / top: BM25's ranks WINDOW put in the teacher's order (--scores), one negative from each of G-1 strata /
+# the best G-1; bm25-rm, teacher-rm: the bm25 / teacher sources with the relative margin RELATIVE_MARGIN (fused
+# scores in [0, 2] are non-negative, as it needs); pseudo: the teacher source without judgments, its top PSEUDO_K
+# the positives (--positives teacher:K); select-min / select-max / select-var: each query's GROUP_SIZE-document
+# sub-ranking of the teacher's top RERANK_DEPTH with the lowest / highest entropy at ENTROPY_T (greedy swaps) or
+# of largest score variance, as positive-free groups (a loss that needs no positive: kl, marginmse).
+# Their recipes are the "sampler rows" block under the groups' rules.
+GRID_SAMPLER_ROWS ?=
+RELATIVE_MARGIN ?= 0.05
+PSEUDO_K ?= 1
+GRID_SAMPLINGS += $(GRID_SAMPLER_ROWS)
+# ---- end of the sampler rows' variables
 GRID_LOSSES ?= lce marginmse ranknet kl
 CUT_SAMPLING ?= bm25
 CUTS ?= below-median above-median inner outer below-q3 above-q1
@@ -235,6 +249,37 @@ $(OUT)/groups/ensemble.jsonl: $(OUT)/candidates/ensemble.teacher.trec $(ENSEMBLE
 $(OUT)/groups/ensemble-nofilter.jsonl: $(OUT)/candidates/ensemble.teacher.trec $(ENSEMBLE_RUNS)
 	@mkdir -p $(@D)
 	$(RD) sample --strategy ensemble --no-filter --scores $< --corpus $(D) $(SAMPLE_ARGS) $(ENSEMBLE_RUNS) -o $@
+
+# ---- sampler rows (issues 24, 28; variables under GRID_SAMPLINGS)
+$(S)/sampler: FORCE
+	$(call write_settings,'RELATIVE_MARGIN=$(RELATIVE_MARGIN)' 'PSEUDO_K=$(PSEUDO_K)' 'RERANK_DEPTH=$(RERANK_DEPTH)')
+
+$(OUT)/groups/stratified.jsonl $(OUT)/groups/top.jsonl: $(OUT)/groups/%.jsonl: $(OUT)/bm25.train.trec \
+    $(OUT)/teacher.train.trec $(S)/sample
+	@mkdir -p $(@D)
+	$(RD) sample --strategy $* --window $(WINDOW) --scores $(OUT)/teacher.train.trec $(SAMPLE_ARGS) -o $@ $<
+
+$(OUT)/groups/bm25-rm.jsonl: $(OUT)/bm25.train.trec $(OUT)/teacher.train.trec $(S)/sample $(S)/sampler
+	@mkdir -p $(@D)
+	$(RD) sample --strategy window --window $(WINDOW) --relative-margin $(RELATIVE_MARGIN) \
+	  --scores $(OUT)/teacher.train.trec $(SAMPLE_ARGS) -o $@ $<
+
+$(OUT)/groups/teacher-rm.jsonl: $(OUT)/teacher.train.trec $(S)/sample $(S)/sampler
+	@mkdir -p $(@D)
+	$(RD) sample --strategy teacher --window $(WINDOW) --relative-margin $(RELATIVE_MARGIN) $(SAMPLE_ARGS) -o $@ $<
+
+$(OUT)/groups/pseudo.jsonl: $(OUT)/teacher.train.trec $(S)/sample $(S)/sampler
+	@mkdir -p $(@D)
+	$(RD) sample --strategy teacher --positives teacher:$(PSEUDO_K) --window $(WINDOW) --group-size $(GROUP_SIZE) \
+	  --seed 42 -o $@ $<
+
+select_args = $(if $(filter var,$(1)),--select max-variance,--select greedy --objective $(1))
+$(OUT)/groups/select-min.jsonl $(OUT)/groups/select-max.jsonl $(OUT)/groups/select-var.jsonl: \
+    $(OUT)/groups/select-%.jsonl: $(OUT)/teacher.train.trec $(S)/entropy $(S)/sample $(S)/sampler
+	@mkdir -p $(@D)
+	$(RD) entropy $(call select_args,$*) --size $(GROUP_SIZE) --temperature $(ENTROPY_T) --k $(RERANK_DEPTH) \
+	  -o $@ < $<
+# ---- end of the sampler rows
 
 # Entropy cuts of one sampling source's groups: groups/SOURCE~CUT.jsonl keeps the queries the cut names.
 CUT_GROUPS = $(foreach c,$(CUTS),$(OUT)/groups/$(CUT_SAMPLING)~$(c).jsonl)

@@ -631,6 +631,64 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
     from hostile_classes import class_cases  # the cases by fault class (issue 29)
 
     cases += class_cases(f, w, refs, journal)
+    cases += sampler_cases(f, w)
+    return cases
+
+
+def _stderr_has(text: str) -> Check:
+    return lambda proc, _w: text.encode() in proc.stderr
+
+
+def sampler_cases(f: dict[str, str], w: Path) -> list[Case]:
+    """Issues 24 and 28: stratified and top sampling, the relative margin, sampling without judgments
+    (--positives teacher:K / none) and entropy --select. A rule that skips and counts (a query too small for its
+    strata or its K) is an accepted input whose stderr must say so."""
+    cases: list[Case] = []
+    run, qrels = f["run.trec"], f["qrels.txt"]
+    judged = ["sample", "--qrels", qrels]
+    for value in ("0", "1", "-0.05", "nan", "inf", "x"):
+        cases.append(Case(f"sampler/--relative-margin={value}", [*judged, "--relative-margin", value, run]))
+    logprob = _w(w / "runs" / "logprob.trec", "".join(
+        f"{q} Q0 {d} {r} {float(s) - 20.0!r} t\n" for q, _, d, r, s, _ in (line.split() for line in RUN.splitlines())))
+    cases.append(Case("sampler/relative-margin-negative-scores",
+                      [*judged, "-G", "2", "--relative-margin", "0.05", "--scores", logprob, run]))
+    cases.append(Case("sampler/relative-margin-random",
+                      [*judged, "--strategy", "random", "--corpus", f["corpus.jsonl"], "--relative-margin", "0.1"]))
+    for strategy in ("stratified", "top"):
+        cases.append(Case(f"sampler/{strategy}/G-larger-than-window",
+                          [*judged, "--strategy", strategy, "-G", "6", "--window", "1:4", run]))
+        cases.append(Case(f"sampler/{strategy}/empty-strata", [*judged, "--strategy", strategy, "-G", "4", run],
+                          "accept", check=_stderr_has("too few candidates")))
+    ties = _w(w / "runs" / "ties.trec", "".join(f"q1 Q0 d{j} {j} 1.0 t\n" for j in range(1, 7)))
+    cases.append(Case("sampler/positives/no-qrels-no-positives", ["sample", run]))
+    cases.append(Case("sampler/positives/with-qrels", [*judged, "--positives", "teacher:1", run]))
+    cases.append(Case("sampler/positives/no-teacher-scores",
+                      ["sample", "--strategy", "random", "--positives", "teacher:1", "--corpus", f["corpus.jsonl"]]))
+    cases.append(Case("sampler/positives/no-scores", ["sample", "--positives", "none", "--no-scores", run]))
+    for value in ("teacher:0", "teacher:", "teacher:x", "judge", "teacher:-1"):
+        cases.append(Case(f"sampler/positives={value}", ["sample", "--positives", value, run]))
+    cases.append(Case("sampler/positives/K-not-below-G", ["sample", "--positives", "teacher:3", "-G", "3", run]))
+    cases.append(Case("sampler/positives/K-larger-than-pool", ["sample", "--positives", "teacher:5", "-G", "6", run],
+                      "accept", check=_stderr_has("too few candidates")))
+    # every score tied: trec_eval's order (doc id descending) picks the pseudo-positive
+    cases.append(Case("sampler/positives/all-ties", ["sample", "--positives", "teacher:1", "-G", "3", ties],
+                      "accept", check=lambda p, _w: json.loads(p.stdout.splitlines()[0])["doc_ids"][0] == "d6"))
+    cases.append(Case("sampler/positives/lists-of-one", ["sample", "--positives", "none", "-G", "1", run]))
+    cases.append(Case("sampler/positives/none-ensemble-filter",
+                      ["sample", "--strategy", "ensemble", "--positives", "none", "--scores", run, "--corpus",
+                       f["corpus.jsonl"], run]))
+    cases.append(Case("sampler/positives/none-relative-margin",
+                      ["sample", "--positives", "none", "--relative-margin", "0.1", run]))
+    for name, extra in (("bad-select", ["--select", "best"]), ("size-1", ["--select", "greedy", "--size", "1"]),
+                        ("bad-objective", ["--select", "greedy", "--objective", "mid"]),
+                        ("max-variance-max", ["--select", "max-variance", "--objective", "max"]),
+                        ("with-keep", ["--select", "greedy", "--keep", "inner"]),
+                        ("k-below-size", ["--select", "greedy", "--size", "4", "--k", "2"])):
+        cases.append(Case(f"sampler/entropy-select/{name}", ["entropy", *extra, run]))
+    cases.append(Case("sampler/entropy-select/groups-input", ["entropy", "--select", "greedy", f["groups"]]))
+    cases.append(Case("sampler/entropy-select/pool-smaller-than-size", ["entropy", "--select", "greedy", "--size",
+                                                                        "4", run], "accept",
+                      check=_stderr_has("fewer than 4 documents (q3)")))
     return cases
 
 

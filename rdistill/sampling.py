@@ -57,6 +57,10 @@ class SampleConfig:
     seed: int = 42
     attach_scores: bool = True  # False: groups carry "scores": null (labels-only training)
     emit_candidates: bool = False  # list every document a group could hold, as a run, instead of groups
+    # sentence-transformers' positive-aware filter: drop a negative scoring above p - |p| * R, p the lowest positive
+    # score; None: off. Recorded in the meta only when set, so groups sampled without it stay byte-identical.
+    relative_margin: float | None = None
+    positives: str = "judged"  # judged (the qrels), teacher:K (the teacher's top K are pseudo-positives) or none
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -73,6 +77,45 @@ class SampleConfig:
                              "group's first label must be above 0)")
         if not (self.teacher_scale > 0 and math.isfinite(self.teacher_scale)):
             raise UsageError("--teacher-scale must be a positive finite number")
+        r = self.relative_margin
+        if r is not None and not (0 < r < 1):
+            raise UsageError(f"--relative-margin {r!r}: expected 0 < R < 1 (the fraction of the positive's score a "
+                             "negative must stay below it; sentence-transformers recommends 0.05)")
+        if r is not None and not self.kind.filters:
+            takes = ", ".join(n for n, s in STRATEGIES.items() if s.filters)
+            raise UsageError(f"--relative-margin filters a ranking's candidates: --strategy {takes}, not "
+                             f"{self.strategy}")
+        mode, k = self.positive_mode
+        if mode == "pseudo" and k >= self.group_size:
+            raise UsageError(f"--positives teacher:{k} leaves no negative in a group of --group-size "
+                             f"{self.group_size}: K must be below G")
+        if mode == "none" and r is not None:
+            raise UsageError("--relative-margin compares negatives with a positive's score: it does not apply to "
+                             "--positives none")
+        if mode == "none" and self.strategy == "ensemble" and self.filter:
+            raise UsageError("--positives none: the ensemble's filter compares negatives with a positive's score; "
+                             "add --no-filter")
+        if mode != "judged" and (self.one_per_query or self.include_labelled_positives):
+            raise UsageError("--one-per-query and --include-labelled-positives are about judged positives: they "
+                             f"do not apply to --positives {self.positives}")
+        if self.kind.strata and not self.emit_candidates:
+            a, b = self.window
+            if b - a + 1 < self.negatives_needed:
+                raise UsageError(f"--strategy {self.strategy} takes {self.negatives_needed} documents from "
+                                 f"--window {a}:{b}, which holds {b - a + 1} ranks: widen the window or lower "
+                                 "--group-size")
+
+    @property
+    def positive_mode(self) -> tuple[str, int]:
+        """(judged | pseudo | none, K): what the groups' positives are, and how many (K for pseudo, else 0)."""
+        return parse_positives(self.positives)
+
+    @property
+    def negatives_needed(self) -> int:
+        """The documents a strategy draws for one group: G - 1 beside a judged positive, G - K beside K pseudo
+        ones, G in a positive-free list."""
+        mode, k = self.positive_mode
+        return self.group_size - (1 if mode == "judged" else k)
 
     @property
     def raw_margin(self) -> float:
@@ -103,6 +146,21 @@ class SampleConfig:
             raise UsageError("a run is named twice (stdin can be read only once)")
         if scores is not None and not self.attach_scores:
             raise UsageError("--scores and --no-scores contradict each other")
+        mode, _ = self.positive_mode
+        if mode != "judged" and not runs and scores is None:
+            raise UsageError(f"--positives {self.positives}: without --qrels the training queries are those of a "
+                             "run: give a run (or --scores)")
+        if self.emit_candidates:
+            return
+        if mode != "judged" and not self.attach_scores:
+            raise UsageError(f"--positives {self.positives}: the groups' labels come from the teacher's scores, "
+                             "which --no-scores drops")
+        if self.relative_margin is not None and not self.attach_scores:
+            raise UsageError("--relative-margin compares the teacher's scores, which --no-scores drops")
+        own = kind.own_scores and bool(runs)
+        if mode != "judged" and scores is None and not own:
+            raise UsageError(f"--positives {self.positives} without --qrels needs the teacher's scores: --scores "
+                             "FILE" + (" (or a scored run as the argument)" if kind.own_scores else ""))
 
     def meta(self) -> dict[str, object]:
         """What each group records of how it was built: strategy, seed and the options its strategy owns."""
@@ -110,7 +168,23 @@ class SampleConfig:
         for option in self.kind.options:
             value = getattr(self, option)
             meta[option] = ":".join(map(str, value)) if isinstance(value, tuple) else value
+        # Only when set: groups sampled as before stay byte-identical.
+        if self.relative_margin is not None:
+            meta["relative_margin"] = self.relative_margin
+        if self.positives != "judged":
+            meta["positives"] = self.positives
         return meta
+
+
+def parse_positives(text: str) -> tuple[str, int]:
+    """``judged`` | ``teacher:K`` (K >= 1) | ``none`` -> (judged | pseudo | none, K)."""
+    if text in ("judged", "none"):
+        return text, 0
+    name, _, count = text.partition(":")
+    if name == "teacher" and count.isdigit() and int(count) >= 1:
+        return "pseudo", int(count)
+    raise UsageError(f"--positives {text!r}: expected judged (the qrels), teacher:K (the teacher's top K, K >= 1, "
+                     "e.g. teacher:1) or none")
 
 
 def parse_window(text: str) -> tuple[int, int]:
@@ -136,6 +210,9 @@ class SampleStats:
     pending_peak: int = 0
     emitted: bool = False
     too_few_ids: list[str] = field(default_factory=list)
+    relative: bool = False  # --relative-margin was on (the summary names it)
+    # Negatives it dropped, counted as each group is drawn: a group then skipped for too few candidates counts too.
+    relative_filtered: int = 0
 
     def summary(self) -> str:
         parts = [f"candidates of {self.queries} queries" if self.emitted else
@@ -149,6 +226,8 @@ class SampleStats:
             parts.append(f"{self.unjudged} run queries without a judged positive ignored")
         if self.absent:
             parts.append(f"{self.absent} judged queries absent from the input")
+        if self.relative:
+            parts.append(f"{self.relative_filtered} negatives dropped by the relative margin")
         if self.filtered or self.padded:
             parts.append(f"{self.filtered} negatives dropped by the filter, {self.padded} random documents padded")
         return "sample: " + "; ".join(parts)
@@ -289,6 +368,8 @@ class Sampler:
     def groups(self, qid: str, runs: list[dict[str, float] | None], scores: dict[str, float] | None,
                attach: bool) -> list[Group]:
         """The groups of one query (``attach``: scores are expected; ``scores`` None then means all missing)."""
+        if self.cfg.positive_mode[0] != "judged":
+            return self.label_free_groups(qid, runs, scores)
         if qid not in self.positives:
             self.stats.unjudged += 1
             return []
@@ -299,7 +380,8 @@ class Sampler:
         for positive in self.chosen_positives(qid):
             try:
                 found = self.negatives(QueryInputs(qid, positive, runs, scores, self.excluded(qid, positive),
-                                                   False))
+                                                   False, tuple(sorted(self.positives[qid])),
+                                                   self.cfg.negatives_needed))
                 if found is None:
                     too_few = True
                     continue
@@ -324,14 +406,57 @@ class Sampler:
         self.stats.groups += len(out)
         return out
 
+    def label_free_groups(self, qid: str, runs: list[dict[str, float] | None], scores: dict[str, float] | None
+                          ) -> list[Group]:
+        """One group of a query without judgments: the teacher's top K (``teacher:K``, labels 1) then negatives,
+        or (``none``) G documents, every label 0. Ties in the teacher's scores fall in trec_eval's order (doc id
+        descending), so the top K is always the same K."""
+        mode, k = self.cfg.positive_mode
+        self.stats.queries += 1
+        try:
+            if scores is None:
+                raise MissingScore(qid, "(every document)")
+            positives = tuple(d for d, _ in sort_query(scores)[:k])
+            found = None
+            if len(positives) == k:  # fewer scored documents than K: too few, like a short window
+                found = self.negatives(QueryInputs(qid, positives[0] if positives else "", runs, scores,
+                                                   set(positives), False, positives, self.cfg.negatives_needed))
+            if found is None:
+                self.stats.too_few += 1
+                self.stats.too_few_ids.append(qid)
+                return []
+            negatives, extra = found
+            doc_ids = [*positives, *negatives]
+            group_scores = [_score(scores, qid, d) for d in doc_ids]
+        except MissingScore as missing:
+            if not self.cfg.skip_missing:
+                raise UsageError(f"no teacher score for query {missing.query_id!r}, document {missing.doc_id!r} in "
+                                 f"the teacher scores: {MISSING_HINT}") from None
+            self.stats.missing_groups += 1
+            return []
+        self.stats.filtered += extra.get("filtered", 0)
+        self.stats.padded += extra.get("padded", 0)
+        meta = self.cfg.meta()
+        meta.update(extra)
+        self.stats.groups += 1
+        return [Group(qid, doc_ids, [1] * k + [0] * len(negatives), group_scores, meta,
+                      "pseudo" if mode == "pseudo" else "none")]
+
     def candidates(self, qid: str, runs: list[dict[str, float] | None]) -> list[str]:
         """Every document a group of this query could hold, for the teacher to score (``--emit-candidates``)."""
+        if self.cfg.positive_mode[0] != "judged":
+            # The pseudo-positives are not known before the teacher scores: list what a positive-free list of G
+            # could hold, a superset (at most K of them become positives, and a random stream skips at most K).
+            self.stats.queries += 1
+            found = self.negatives(QueryInputs(qid, "", runs, None, set(), True, (), self.cfg.group_size))
+            return found[0] if found is not None else []
         if qid not in self.positives:
             return []
         self.stats.queries += 1
         docs: dict[str, None] = dict.fromkeys(sorted(self.positives[qid]))
         for positive in self.chosen_positives(qid):
-            found = self.negatives(QueryInputs(qid, positive, runs, None, self.excluded(qid, positive), True))
+            found = self.negatives(QueryInputs(qid, positive, runs, None, self.excluded(qid, positive), True,
+                                               tuple(sorted(self.positives[qid])), self.cfg.negatives_needed))
             if found is not None:
                 docs.update(dict.fromkeys(found[0]))
         return list(docs)
@@ -356,6 +481,10 @@ class QueryInputs(NamedTuple):
     scores: dict[str, float] | None
     exclude: set[str]
     emit: bool  # every document the group could hold, not a draw (--emit-candidates)
+    # The positives a filter compares negatives with: the query's judged positives, or the teacher's top K; none
+    # in a positive-free list.
+    positives: tuple[str, ...] = ()
+    need: int = 0  # the documents to draw (G - 1 beside a judged positive; see SampleConfig.negatives_needed)
 
 
 Draw = Callable[["Sampler", QueryInputs], "tuple[list[str], dict[str, int]] | None"]
@@ -375,10 +504,12 @@ class Strategy(NamedTuple):
     options: tuple[str, ...] = ()  # the SampleConfig fields it uses beyond the shared ones; recorded in the meta
     # Why this configuration needs the teacher's --scores (None: it does not); --emit-candidates never does.
     needs_scores: Callable[[SampleConfig], str | None] = lambda config: None
+    filters: bool = False  # takes --relative-margin (filters a ranking's candidates against the positive)
+    strata: bool = False  # takes exactly G-1 of the window (stratified, top): a window narrower than that is refused
 
 
 def _draw_random(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]] | None:
-    cfg, need = s.cfg, s.cfg.group_size - 1
+    cfg, need = s.cfg, q.need
     assert s.corpus is not None
     if s.corpus.size - len(q.exclude) < need:
         return None
@@ -387,15 +518,73 @@ def _draw_random(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]]
 
 
 def _draw_window(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]] | None:
-    cfg, need = s.cfg, s.cfg.group_size - 1
+    cfg, need = s.cfg, q.need
     pool = s.window_pool(q.rankings[0], q.exclude)
+    pool, extra = _relative_filter(s, q, pool)
     if len(pool) < need:
         return None
-    return (pool if q.emit else _rng(cfg.seed, cfg.strategy, q.query_id, q.positive).sample(pool, need)), {}
+    return (pool if q.emit else _rng(cfg.seed, cfg.strategy, q.query_id, q.positive).sample(pool, need)), extra
+
+
+def _relative_filter(s: Sampler, q: QueryInputs, pool: list[str]) -> tuple[list[str], dict[str, int]]:
+    """sentence-transformers' relative margin: keep a negative only if it scores at most p - |p| * R, p the lowest
+    positive score (p (1 - R) for the non-negative similarities it is meant for). Defined only when p >= 0: on a
+    scale where the positive scores below zero (log-probabilities, logits) "R of the positive's score" means
+    nothing, so that query stops the run with one line. Scale-free: train's --teacher-scale does not change it."""
+    r = s.cfg.relative_margin
+    if r is None or q.emit:
+        return pool, {}
+    qid = q.query_id
+    if q.scores is None:
+        raise MissingScore(qid, q.positive)
+    floor = min(_score(q.scores, qid, p) for p in q.positives)
+    if floor < 0:
+        lowest = min(q.positives, key=lambda p: (_score(q.scores, qid, p), p))
+        raise UsageError(f"--relative-margin: query {qid!r}, positive {lowest!r} scores {floor!r} < 0: the relative "
+                         "margin is defined for non-negative similarities (fused scores, cosines); for "
+                         "log-probabilities or logits use --strategy ensemble --margin")
+    threshold = floor - abs(floor) * r
+    kept = [d for d in pool if _score(q.scores, qid, d) <= threshold]
+    s.stats.relative_filtered += len(pool) - len(kept)
+    return kept, {"relative_filtered": len(pool) - len(kept)}
+
+
+def _ranked_by_scores(q: QueryInputs, pool: list[str]) -> list[str]:
+    """The pool in the teacher's order (score descending, ties by doc id as trec_eval breaks them); without
+    scores (--no-scores), the ranking's own order, which the pool already has."""
+    if q.scores is None:
+        return pool
+    return [d for d, _ in sort_query({d: _score(q.scores, q.query_id, d) for d in pool})]
+
+
+def _draw_stratified(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]] | None:
+    """One document uniform from each of ``need`` equal-size strata of the window by teacher score: the
+    candidates (after the filter) in the teacher's order, stratum i holding positions [i n / need, (i+1) n / need).
+    Each stratum is non-empty whenever n >= need."""
+    cfg, need = s.cfg, q.need
+    pool = s.window_pool(q.rankings[0], q.exclude)
+    pool, extra = _relative_filter(s, q, pool)
+    if len(pool) < need:
+        return None
+    if q.emit:
+        return pool, {}
+    ranked = _ranked_by_scores(q, pool)
+    rng = _rng(cfg.seed, cfg.strategy, q.query_id, q.positive)
+    n = len(ranked)
+    return [ranked[rng.randrange(i * n // need, (i + 1) * n // need)] for i in range(need)], extra
+
+
+def _draw_top(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]] | None:
+    """The ``need`` best of the window by teacher score after the filter: no draw, hence no seed."""
+    pool = s.window_pool(q.rankings[0], q.exclude)
+    pool, extra = _relative_filter(s, q, pool)
+    if len(pool) < q.need:
+        return None
+    return (pool if q.emit else _ranked_by_scores(q, pool)[:q.need]), extra
 
 
 def _draw_ensemble(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int]]:
-    cfg, need = s.cfg, s.cfg.group_size - 1
+    cfg, need = s.cfg, q.need
     qid, positive = q.query_id, q.positive
     union: dict[str, None] = {}
     for i, ranking in enumerate(q.rankings):
@@ -407,17 +596,20 @@ def _draw_ensemble(s: Sampler, q: QueryInputs) -> tuple[list[str], dict[str, int
     if cfg.filter and not q.emit:
         if q.scores is None:
             raise MissingScore(qid, positive)
-        threshold = min(_score(q.scores, qid, p) for p in sorted(s.positives[qid])) - cfg.raw_margin
+        threshold = min(_score(q.scores, qid, p) for p in q.positives) - cfg.raw_margin
         kept = [d for d in pool if _score(q.scores, qid, d) <= threshold]
         filtered = len(pool) - len(kept)
         pool = kept
+    relative: dict[str, int] = {}
+    if cfg.relative_margin is not None and not q.emit:
+        pool, relative = _relative_filter(s, q, pool)
     if len(pool) > need and not q.emit:
         pool = _rng(cfg.seed, "ensemble-pick", qid, positive).sample(pool, need)
     # Padding skips every document the runs offered (kept or filtered), so it never depends on teacher scores
     # and --emit-candidates can list it exactly.
     assert s.corpus is not None
     pad = s.corpus.take(_rng(cfg.seed, "pad", qid), need if q.emit else need - len(pool), q.exclude | set(union))
-    return pool + pad, {"filtered": filtered, "padded": 0 if q.emit else len(pad)}
+    return pool + pad, {"filtered": filtered, "padded": 0 if q.emit else len(pad), **relative}
 
 
 def _filter_needs_scores(config: SampleConfig) -> str | None:
@@ -435,16 +627,29 @@ STRATEGIES: dict[str, Strategy] = {
         reads_runs=False, max_runs=1, stdin=False, draws_corpus=True, own_scores=True),
     "window": Strategy(
         _draw_window, 'G-1 uniform from ranks A:B of the run (source "bm25" over a BM25 run; the paper: 1:100 of 200).',
-        reads_runs=True, max_runs=1, stdin=True, draws_corpus=False, own_scores=True, options=("window",)),
+        reads_runs=True, max_runs=1, stdin=True, draws_corpus=False, own_scores=True, options=("window",),
+        filters=True),
     "teacher": Strategy(
         _draw_window, 'the same over the teacher\'s re-ranking of {positives} + BM25 (source "cross-encoder").',
-        reads_runs=True, max_runs=1, stdin=True, draws_corpus=False, own_scores=True, options=("window",)),
+        reads_runs=True, max_runs=1, stdin=True, draws_corpus=False, own_scores=True, options=("window",),
+        filters=True),
+    "stratified": Strategy(
+        _draw_stratified, "ranks A:B of the run, in the teacher's score order (--scores, else the run's own), cut\n"
+        "into G-1 equal-size strata (stratum i: positions [i n/(G-1), (i+1) n/(G-1)) of the\n"
+        "n candidates); one negative uniform from each.",
+        reads_runs=True, max_runs=1, stdin=True, draws_corpus=False, own_scores=True, options=("window",),
+        filters=True, strata=True),
+    "top": Strategy(
+        _draw_top, "the G-1 best of ranks A:B by the teacher's score (else the run's order), after the filter.",
+        reads_runs=True, max_runs=1, stdin=True, draws_corpus=False, own_scores=True, options=("window",),
+        filters=True, strata=True),
     "ensemble": Strategy(
         _draw_ensemble, "at most --per-system from ranks A:B of each RUN; drop negatives scoring above min(positive\n"
         "score) - --margin / --teacher-scale (RocketQA's false-negative filter;\n"
         "--no-filter skips it); pad with random documents from --corpus.",
         reads_runs=True, max_runs=None, stdin=False, draws_corpus=True, own_scores=False,
-        options=("window", "per_system", "filter", "margin", "teacher_scale"), needs_scores=_filter_needs_scores),
+        options=("window", "per_system", "filter", "margin", "teacher_scale"), needs_scores=_filter_needs_scores,
+        filters=True),
 }
 
 
@@ -507,11 +712,15 @@ def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | No
     """
     sampler = Sampler(config, qrels, corpus)
     sampler.stats.emitted = config.emit_candidates
+    sampler.stats.relative = config.relative_margin is not None
+    # Without judgments every query of the driving run is a training query, so the lockstep readers hold any.
+    label_free = config.positive_mode[0] != "judged"
     keep = sampler.positives
+    held: Positives | None = None if label_free else keep
     kind = config.kind
 
     def generate() -> Iterator[Group | Candidates]:
-        score_reader = LockstepRun(scores, keep) if scores is not None else None
+        score_reader = LockstepRun(scores, held) if scores is not None else None
         teacher: LockstepRun | None = None
         readers: list[LockstepRun] = []
         if not kind.reads_runs:  # the driving "run" is the teacher's scores, a run's, or the judged queries
@@ -526,7 +735,7 @@ def sample(config: SampleConfig, qrels: Qrels, runs: list[str], scores: str | No
             if not runs:
                 raise UsageError(f"--strategy {config.strategy} needs a run (on stdin or as an argument)")
             primary = iter_run_queries(runs[0])
-            readers = [LockstepRun(r, keep) for r in runs[1:]]
+            readers = [LockstepRun(r, held) for r in runs[1:]]
             teacher = score_reader
             use_own = config.attach_scores and score_reader is None and kind.own_scores
         has_scores = config.attach_scores and (score_reader is not None or use_own)

@@ -377,7 +377,7 @@ TEXTS = ("--queries", SAMPLE / "queries.jsonl", "--corpus", SAMPLE / "corpus.jso
 def positive_free_groups(teacher_run: str) -> str:
     """Positive-free lists ("positives": "none") from a run scored by a teacher: each query's documents in the
     teacher's order, cut to a different length per query (2, 3, 4, ...) so that one batch holds lists of unequal
-    lengths. Stands in for `rdistill sample --positives none`, which the samplers branch adds."""
+    lengths: lists of unequal lengths in one batch, which `rdistill sample --positives none` never writes."""
     scored = run_from_text(teacher_run)
     lines = []
     for i, qid in enumerate(sorted(scored)):
@@ -396,11 +396,17 @@ def test_label_free_chain(cli, tmp_path: Path, tiny_cross: Path) -> None:
     teacher = cli("score-teacher", "--model", tiny_cross, *TEXTS, input=bm25.stdout)
     assert teacher.exit_code == 0, teacher
     groups = tmp_path / "groups.jsonl"
-    # TODO(samplers): once `sample --positives none` lands, build the groups with it instead of this one line:
-    #   cli("sample", "--positives", "none", ..., input=teacher.stdout)
-    groups.write_text(positive_free_groups(teacher.stdout))
-    lengths = [len(json.loads(line)["doc_ids"]) for line in groups.read_text().splitlines()]
-    assert len(set(lengths)) > 1  # unequal lists in the one batch: masked, not padded into the loss
+    sampled = cli("sample", "--positives", "none", "--strategy", "window", "--window", "1:6", "--group-size", "3",
+                  "--seed", "1", "-o", groups, input=teacher.stdout)
+    assert sampled.exit_code == 0, sampled
+    lines = [json.loads(line) for line in groups.read_text().splitlines()]
+    assert lines and all(g["positives"] == "none" and set(g["labels"]) == {0} for g in lines)
+    # Lists of unequal lengths in one batch (masked, not padded into the loss) are the stand-in's job below.
+    unequal = tmp_path / "unequal.jsonl"
+    unequal.write_text(positive_free_groups(teacher.stdout))
+    assert len({len(json.loads(line)["doc_ids"]) for line in unequal.read_text().splitlines()}) > 1
+    assert cli("train", "--model", tiny_cross, *TEXTS, "--loss", "adrmse", "--batch-size", "4", "--grad-accum", "1",
+               "--max-steps", "1", "--out", tmp_path / "unequal", unequal).exit_code == 0
     out = tmp_path / "student"
     trained = cli("train", "--model", tiny_cross, *TEXTS, "--loss", "adrmse", "--alpha", "2", "--batch-size", "4",
                   "--grad-accum", "1", "--max-steps", "2", "--lr", "1e-3", "--out", out, groups)

@@ -30,6 +30,14 @@ def command(
     output: OutputOpt = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Save a histogram of per-query entropy (with the "
                                              "cut marked) as a PNG.", metavar="FILE.png")] = None,
+    select: Annotated[str | None, typer.Option("--select", help="Instead of measuring: per query, the --size "
+                                               "sub-ranking chosen by entropy, written as training groups: greedy "
+                                               "(swaps from the top --size, --objective min or max) or "
+                                               "max-variance.", show_default=False)] = None,
+    size: Annotated[int, typer.Option("--size", "-c", min=2, help="With --select: documents per "
+                                      "sub-ranking.")] = 8,
+    objective: Annotated[str, typer.Option("--objective", help="With --select greedy: min or max "
+                                           "entropy.")] = "min",
 ) -> None:
     """Per-query entropy of a teacher's ranking; optionally keep only the queries of an entropy cut.
 
@@ -45,12 +53,21 @@ def command(
     H < X, above-X keeps H >= X; inner keeps Q1 - 1.5 IQR <= H <= Q3 + 1.5 IQR, outer the rest) and writes the
     kept part of the input, unchanged, so it pipes on; the entropy JSONL then goes to --entropy-out.
 
+    --select picks, per query of a scored run, the sub-ranking of --size documents (of its top --k) whose
+    entropy (--definition, -T) is lowest or highest, and writes it as positive-free training groups
+    ("positives": "none", labels 0, the teacher's scores; meta: entropy, pool) that rdistill train reads.
+    greedy starts from the teacher's top --size and makes the best single swap (one document out, one in) while
+    it lowers (--objective min) or raises (max) the entropy: a local optimum, deterministic. max-variance takes
+    the --size scores of largest variance (always a top i plus a bottom --size - i, compared exactly), a
+    closed-form stand-in for the lowest entropy. Queries with fewer than --size documents are skipped and named.
+
     \b
     Example:
       rdistill entropy < scored.trec > entropy.jsonl
       rdistill entropy --definition pairwise --k 100 --plot entropy.png < scored.trec > entropy.jsonl
       rdistill entropy --keep below-q3 --entropy-out entropy.jsonl < groups.jsonl > groups.below-q3.jsonl
       rdistill entropy <(zcat scored.trec.gz) > entropy.jsonl
+      rdistill entropy --select greedy --size 8 --objective min -T 0.2 --k 100 < teacher.trec > low.jsonl
     """
     import contextlib
 
@@ -63,6 +80,11 @@ def command(
         raise UsageError("--entropy-out goes with --keep (without a cut, the entropy JSONL is the output)")
     if bits and definition == "pairwise":
         raise UsageError("pairwise entropy is always in bits; --bits applies to softmax and sumnorm")
+    if select is not None:
+        _select(source, select, size, objective, definition, temperature, k, bits,
+                [name for name, value in (("--keep", keep), ("--entropy-out", entropy_out), ("--plot", plot))
+                 if value is not None], output)
+        return
     # The input's kind is peeked at (one open); only a cut needs a second pass, to emit the kept part: then a
     # stream (stdin, a pipe, /dev/fd/N) is spooled once to a temporary file.
     with rereadable(source) if keep is not None else contextlib.nullcontext(source) as path:
@@ -85,6 +107,31 @@ def command(
                 write_jsonl(out, measured.records)
         with open_output(output) as out:
             ent.cut(path, measured, bounds, out)
+
+
+def _select(source: str, select: str, size: int, objective: str, definition: str, temperature: float,
+            k: int | None, bits: bool, others: list[str], output: str | None) -> None:
+    from rdistill.entropy_select import SelectStats
+    from rdistill.entropy_select import select as choose
+    from rdistill.io import dumps, open_output, peek_line, source_name
+
+    if others:
+        raise UsageError(f"--select writes groups: leave out {', '.join(others)} (for measuring or cutting)")
+    if k is not None and k < size:
+        raise UsageError(f"--k {k} leaves fewer documents than --size {size}")
+    first = peek_line(source)  # stdin is not used up
+    if first is not None and first.lstrip().startswith("{"):
+        raise UsageError(f"{source_name(source)}: --select reads a scored TREC run (each query's pool), not "
+                         "training groups")
+    stats = SelectStats()
+    with open_output(output) as out:
+        for group in choose(source, select, size, objective, definition, temperature, k, bits, stats):
+            out.write(dumps(group.record()) + "\n")
+    line = f"entropy --select {select}: {stats.written} groups of {size} from {stats.queries} queries"
+    if stats.too_small:
+        shown = ", ".join(stats.too_small[:5]) + (", ..." if len(stats.too_small) > 5 else "")
+        line += f"; {len(stats.too_small)} queries skipped: fewer than {size} documents ({shown})"
+    print(line, file=sys.stderr)
 
 
 def _report(stats: dict[str, float], definition: str, unit: str, keep: str | None, bounds: Any,
