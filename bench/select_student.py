@@ -26,10 +26,6 @@ MINILM = ["--model", "all-MiniLM-L6-v2"]
 FROZEN = [*MINILM, "--student", "bi", "--frozen-documents", "--max-doc-length", "256", "--batch-size", "16",
           "--grad-accum", "1"]
 CANDIDATES: dict[str, tuple[list[str], list[str]]] = {
-    "bi-2l (the old default), marginmse, 150 steps, lr 1e-4": (
-        [*MINILM, "--student", "bi", "--pooling", "mean", "--init-layers", "2", "--max-doc-length", "128",
-         "--batch-size", "4", "--grad-accum", "1", "--loss", "marginmse", "--lr", "1e-4", "--max-steps", "150"],
-        ["--max-doc-length", "128", "--doc-embeddings", "run"]),
     "bi-6l, marginmse, 150 steps, lr 1e-4": (
         [*MINILM, "--student", "bi", "--pooling", "mean", "--max-doc-length", "128", "--batch-size", "4",
          "--grad-accum", "1", "--loss", "marginmse", "--lr", "1e-4", "--max-steps", "150"],
@@ -39,8 +35,10 @@ CANDIDATES: dict[str, tuple[list[str], list[str]]] = {
          "--batch-size", "4", "--grad-accum", "1", "--loss", "marginmse", "--lr", "1e-4", "--max-steps", "150"],
         ["--max-doc-length", "128"]),
 }
-for loss in ("kl", "marginmse"):
-    for lr in ("2e-5", "5e-5"):
+# (The old 2-layer default and MarginMSE at lr 5e-5 were dropped from the list to fit a session's compute: the
+# former ends far below BM25 on scifact, the latter was 0.02-0.03 below KL at lr 2e-5 on dev.)
+for loss, lrs in (("kl", ("2e-5", "5e-5")), ("marginmse", ("2e-5",))):
+    for lr in lrs:
         for steps in ("200", "600"):
             CANDIDATES[f"frozen-documents 6l, {loss}, {steps} steps, lr {lr}"] = (
                 [*FROZEN, "--loss", loss, "--lr", lr, "--max-steps", steps], [])
