@@ -152,6 +152,7 @@ def render(folder: Path, name: str | None = None) -> str:
     kind = train.get("student", "cross")
     source = train.get("provenance") or {}
     measured = measurements(folder)
+    tower = _read(folder / "rdistill_documents.json")  # rdistill.towers.DOCUMENTS_FILE, read without torch
     datasets = sorted({dataset_name(str(args["queries"]))} if args.get("queries") else set())
     header: dict[str, Any] = {}
     base = str(args.get("model", ""))
@@ -176,6 +177,7 @@ def render(folder: Path, name: str | None = None) -> str:
              f"A {'cross-encoder (re-ranker)' if kind == 'cross' else 'bi-encoder (dense retriever)'} student "
              "distilled with rdistill from a teacher's scores.", "", "## Training", ""]
     facts = [("Base model", base or None), ("Layers kept", args.get("init_layers")),
+             ("Towers trained", "the query tower only (documents: the base model's embeddings)" if tower else None),
              ("Teacher", source.get("teacher")),
              ("Sampling", source.get("strategy")), ("Group size", args.get("group_size") or source.get("group_size")),
              ("Sampled from runs", ", ".join(map(str, source["runs"])) if source.get("runs") else None),
@@ -201,6 +203,17 @@ def render(folder: Path, name: str | None = None) -> str:
                   f"rdistill cuts the query to {args.get('max_query_length', 30)} and the document to "
                   f"{args.get('max_doc_length', 200)} tokens separately; the folder's tokenizer cuts a pair to their "
                   "sum, so longer documents keep a few more tokens outside rdistill.", ""]
+    elif tower is not None:
+        # An asymmetric student (train --frozen-documents): this folder is the query tower only.
+        lines += ["An asymmetric bi-encoder: this folder is the trained **query** tower; documents are embedded by "
+                  f"the unchanged `{tower.get('model')}` ({tower.get('pooling')} pooling, "
+                  f"{'normalised, ' if tower.get('normalize') else ''}{tower.get('max_length')} tokens), so an index "
+                  "of that model's document embeddings serves this student as it is. Score = dot product (the "
+                  "query's norm is a learned temperature; rankings are cosine rankings).", "",
+                  "```python", "from sentence_transformers import SentenceTransformer",
+                  f'queries = SentenceTransformer("{name}")',
+                  f'documents = SentenceTransformer("{tower.get("model")}")',
+                  'queries.similarity(queries.encode(["query"]), documents.encode(["document"]))', "```", ""]
     else:
         lines += ["Embeddings pooled and compared as trained (modules.json, 1_Pooling, dot product); documents cut "
                   f"to {args.get('max_doc_length', 200)} tokens.", "",

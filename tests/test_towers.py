@@ -39,6 +39,8 @@ def test_query_tower_trains_documents_stay(cli, tmp_path: Path, tiny_bi: Path) -
     assert result.exit_code == 0, result.stderr
     tower = json.loads((student / DOCUMENTS_FILE).read_text())
     assert tower["model"] == str(tiny_bi) and tower["max_length"] == 64
+    card = (student / "README.md").read_text()  # the model card says how to embed documents for this student
+    assert "the trained **query** tower" in card and f'SentenceTransformer("{tiny_bi}")' in card
     # The documents are the initial model's embeddings, untouched by training.
     docs = BiEncoder(str(tiny_bi), max_length=64, device="cpu")
     texts = [json.loads(line) for line in Path(C).read_text().splitlines()]
