@@ -632,6 +632,7 @@ def catalogue(f: dict[str, str], work: Path) -> list[Case]:
 
     cases += class_cases(f, w, refs, journal)
     cases += sampler_cases(f, w)
+    cases += lead_cases(f, w)
     return cases
 
 
@@ -941,6 +942,45 @@ def main() -> None:
         sys.exit(1)
 
 
+def lead_cases(f: dict[str, str], w: Path) -> list[Case]:
+    """`data split` and `train --frozen-documents` (issue 22): a split that cannot be made, an output folder that is
+    the source or holds real files where the links go, a document tower that is absent, of another length, or
+    crafted."""
+    cases: list[Case] = []
+    beir = w / "lead" / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    shutil.copy(f["corpus.jsonl"], beir / "corpus.jsonl")
+    shutil.copy(f["queries.jsonl"], beir / "queries.jsonl")
+    (beir / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td4\t1\nq3\td9\t1\n")
+    split = ["data", "split", str(beir)]
+    for dev in ("0", "3", "-1", "x"):
+        cases.append(Case(f"lead/data-split/dev={dev}", [*split, str(w / "lead" / f"out-{dev}"), "--dev", dev],
+                          fault="option"))
+    cases.append(Case("lead/data-split/into-source", [*split, str(beir), "--dev", "1"], fault="output"))
+    cases.append(Case("lead/data-split/not-beir", ["data", "split", f["run.trec"], str(w / "lead" / "o"), "--dev",
+                                                   "1"], fault="malformed"))
+    cases.append(Case("lead/data-split/no-such-split", [*split, str(w / "lead" / "o2"), "--from", "dev"],
+                      fault="malformed"))
+    occupied = w / "lead" / "occupied"
+    occupied.mkdir()
+    (occupied / "corpus.jsonl").write_text("mine\n")
+    cases.append(Case("lead/data-split/real-file-in-the-way", [*split, str(occupied), "--dev", "1"], fault="output",
+                      check=lambda _p, _w: (occupied / "corpus.jsonl").read_text() == "mine\n"))
+    train = ["train", "--student", "bi", "--frozen-documents", "--model", f["bi"], "--queries", f["queries.jsonl"],
+             "--corpus", f["corpus.jsonl"], "--max-steps", "1", "--batch-size", "2", "--grad-accum", "1",
+             "--max-doc-length", "32", "--device", "cpu", f["groups"]]
+    index = w / "lead" / "index"
+    cases.append(Case("lead/frozen/cross-student", [*train[:2], "cross", *train[3:], "--out",
+                                                      str(w / "lead" / "s-cross")], fault="option"))
+    cases.append(Case("lead/frozen/doc-index-alone", ["train", "--student", "bi", "--doc-index", str(index),
+                                                       *train[5:], "--out", str(w / "lead" / "s-alone")],
+                      fault="option"))
+    cases.append(Case("lead/frozen/doc-index-is-a-file", [*train, "--doc-index", f["run.trec"], "--out",
+                                                          str(w / "lead" / "s-file")], fault="output"))
+    return cases
+
+
 if __name__ == "__main__":
     pickle.DEFAULT_PROTOCOL  # noqa: B018 - pickle is what torch.save uses for the payload
     main()
+
