@@ -330,18 +330,30 @@ def test_output_faults(cli, files, tmp_path: Path, command: str) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-def test_full_output_keeps_the_scored_chunks_for_resume(cli, files, tmp_path: Path) -> None:
+def test_full_output_keeps_the_scored_chunks_for_resume(cli, files, tmp_path: Path, monkeypatch) -> None:
     """Every chunk scored but the output's disk full when the journal is copied out: the journal is kept (hours
-    of scoring are not thrown away), and --resume writes the output once there is room, without rescoring."""
+    of scoring are not thrown away), and --resume writes the output once there is room, without rescoring.
+    (An output linked to /dev/full is a device now, streamed to with no journal: test_output_faults has it; the
+    full disk at the final copy is simulated where the journal opens its output.)"""
+    import contextlib
+
+    import rdistill.journal
+    from rdistill.errors import UsageError
+
+    @contextlib.contextmanager
+    def full_disk(target):  # what io.open_output raises on ENOSPC
+        raise UsageError(f"{target}: no space left on device")
+        yield
+
     out = tmp_path / "scored.trec"
-    out.symlink_to("/dev/full")
     argv = [*RUN_READERS["score-teacher"](files), "--chunk-pairs", "2", "-o", out]
-    result = cli(*argv, SAMPLE / "run.trec")
+    with monkeypatch.context() as patch:
+        patch.setattr(rdistill.journal, "open_output", full_disk)
+        result = cli(*argv, SAMPLE / "run.trec")
     assert_handled(result, "no space left")
-    assert "--resume" in result.stderr
+    assert "--resume" in result.stderr and not out.exists()
     journal = Path(f"{out}.partial")
     assert journal.read_text().count("#chunk") == 3  # a chunk per query (4 pairs each, over --chunk-pairs 2)
-    out.unlink()  # room again
     resumed = cli(*argv, "--resume", SAMPLE / "run.trec")
     assert resumed.exit_code == 0, resumed
     meta = json.loads(Path(f"{out}.meta.json").read_text())
