@@ -14,17 +14,10 @@ import torch
 
 from rdistill.io import read_run
 from tests.conftest import DATA
+from tests.test_train import _one_thread  # noqa: F401 - autouse, module scope: tiny models on one thread
 
 CRAN = DATA / "cranfield"
 st = pytest.importorskip("sentence_transformers")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 
 from rdistill.io import read_run
 from rdistill.models import BiEncoder
 from rdistill.towers import DOCUMENTS_FILE
 from tests.conftest import SAMPLE
-from tests.test_train import sample_groups
+from tests.test_train import _one_thread, sample_groups  # noqa: F401 - _one_thread: autouse, module scope
 
 Q, C = str(SAMPLE / "queries.jsonl"), str(SAMPLE / "corpus.jsonl")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _train(cli, model: Path, out: Path, *extra: str):
