@@ -49,12 +49,13 @@ class DocumentTower:
     weights_sha256: str
 
     @classmethod
-    def of(cls, model: str, max_length: int | None) -> DocumentTower:
+    def of(cls, model: str, max_length: int | None, device: str | None = None) -> tuple[DocumentTower, Any]:
+        """The tower a student starting from ``model`` is trained against, and its encoder (loaded once)."""
         from rdistill.models import BiEncoder, resolve_model
 
-        encoder = BiEncoder(model, max_length=max_length, device="cpu")
-        return cls(model, encoder.max_length, encoder.pooling, encoder.normalize,
-                   weights_digest(resolve_model(model)))
+        encoder = BiEncoder(model, max_length=max_length, device=device)
+        tower = cls(model, encoder.max_length, encoder.pooling, encoder.normalize, weights_digest(resolve_model(model)))
+        return tower, encoder
 
     def encoder(self, device: str | None = None, dtype: str | None = None) -> Any:
         """The document encoder, checked to be the one the student was trained against."""

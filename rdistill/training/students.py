@@ -235,8 +235,7 @@ class FrozenDocStudent(BiStudent):
         from rdistill.retrieval.dense import corpus_embeddings
         from rdistill.towers import DocumentTower
 
-        self.tower = DocumentTower.of(model, max_doc_length)
-        encoder = self.tower.encoder()
+        self.tower, encoder = DocumentTower.of(model, max_doc_length)
         super().__init__(path, init_layers, max_query_length, self.tower.max_length,
                          self.tower.pooling)  # type: ignore[arg-type]
         self.index, self.rows = corpus_embeddings(corpus, encoder, index)
