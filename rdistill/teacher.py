@@ -126,9 +126,11 @@ class BiTeacher:
         self.index, self.rows = corpus_embeddings(corpus, self.encoder, s.embeddings_cache, s.batch_size)
 
     def settings(self) -> dict[str, Any]:
-        settings = {"kind": "bi", "similarity": self.similarity, **self.encoder.settings()}
+        # The model named is the one scoring queries (for an asymmetric student, the student itself, so that its
+        # runs are attributed to it); an asymmetric student's document tower is named beside it.
+        settings = {"kind": "bi", "similarity": self.similarity, **self.query_encoder.settings()}
         if self.query_encoder is not self.encoder:
-            settings["query_tower"] = self.query_encoder.settings()
+            settings["document_tower"] = self.encoder.settings()
         return settings
 
     def _embed_unique(self, keys: list[str], texts: list[str], encoder: Any) -> np.ndarray:

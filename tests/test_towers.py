@@ -53,6 +53,13 @@ def test_query_tower_trains_documents_stay(cli, tmp_path: Path, tiny_bi: Path) -
     a, b = _parse(scored.stdout), _parse(on_the_fly.stdout)
     assert a.keys() == b.keys() == {(qid, d) for qid, docs in run.items() for d in docs}
     assert all(abs(a[k] - b[k]) < 1e-4 for k in a)
+    # A run's sidecar names the student as the model that scored it (eval --card attributes runs by it), and its
+    # document tower beside it.
+    named = tmp_path / "named.trec"
+    assert cli("score-teacher", "--model", student, "--queries", Q, "--corpus", C, "--embeddings-cache", index,
+               "-o", named, SAMPLE / "run.trec").exit_code == 0
+    teacher = json.loads(Path(f"{named}.meta.json").read_text())["teacher"]
+    assert teacher["model"] == str(student) and teacher["document_tower"]["model"] == str(tiny_bi)
     queries = {json.loads(line)["_id"]: json.loads(line)["text"] for line in Path(Q).read_text().splitlines()}
     ids = [json.loads(line)["_id"] for line in Path(C).read_text().splitlines()]
     qid, doc = next(iter(a))
