@@ -143,6 +143,14 @@ def _is_local(name: str) -> bool:
     return Path(name).exists() or name.startswith((".", "/", "~"))
 
 
+def _uses_temperature(loss: Any) -> bool:
+    """Whether a loss reads --temperature: its row in the losses table says so (no torch imported)."""
+    from rdistill.training.losses import LOSSES
+
+    row = LOSSES.get(str(loss))
+    return row is not None and row.uses_temperature
+
+
 def render(folder: Path, name: str | None = None) -> str:
     """The card's text from the folder's records: what was trained, from what, and every measured figure.
     ``name``: the model's name when the folder is not yet where it will live (train writes it beside --out)."""
@@ -183,7 +191,7 @@ def render(folder: Path, name: str | None = None) -> str:
              ("Sampled from runs", ", ".join(map(str, source["runs"])) if source.get("runs") else None),
              ("Teacher scores file", source.get("scores")), ("Groups file", train.get("groups")),
              ("Groups (sha256)", train.get("groups_sha256")), ("Groups count", train.get("groups_count")),
-             ("Loss", args.get("loss")), ("Temperature", args.get("temperature") if args.get("loss") == "kl" else None),
+             ("Loss", args.get("loss")), ("Temperature", args.get("temperature") if _uses_temperature(args.get("loss")) else None),
              ("Steps", train.get("steps")), ("Batch", f"{args['batch_size']} x {args['grad_accum']} accumulated"
                                             if args.get("batch_size") else None),
              ("Learning rate", args.get("lr")), ("Seed", train.get("seed")),

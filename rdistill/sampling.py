@@ -92,7 +92,7 @@ class SampleConfig:
         if mode == "none" and r is not None:
             raise UsageError("--relative-margin compares negatives with a positive's score: it does not apply to "
                              "--positives none")
-        if mode == "none" and self.strategy == "ensemble" and self.filter:
+        if mode == "none" and "filter" in self.kind.options and self.filter:
             raise UsageError("--positives none: the ensemble's filter compares negatives with a positive's score; "
                              "add --no-filter")
         if mode != "judged" and (self.one_per_query or self.include_labelled_positives):

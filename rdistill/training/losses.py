@@ -193,6 +193,7 @@ class Loss:
     in_batch: bool = False  # can take other queries' documents as extra negatives (--in-batch-negatives)
     judged_only: bool = False  # learns from labels: a pseudo positive (the teacher's top document) is refused too
     options: tuple[str, ...] = ()  # TrainConfig fields passed to fn by name (besides the temperature)
+    uses_temperature: bool = False  # reads --temperature (recorded on the model card only then)
     formula: str = ""  # what the loss computes, recorded in rdistill_train.json
 
     @property
@@ -219,7 +220,7 @@ LOSSES: dict[str, Loss] = {
                     needs_teacher=True, needs_positive=False, in_batch=True,
                     formula="mean_i<j BCE-with-logits(si - sj, 1[ti > tj])"),
     "kl": Loss(kl, "KL divergence of the student's softmax from the teacher's at --temperature T, times T^2",
-               needs_teacher=True, needs_positive=False, in_batch=True,
+               needs_teacher=True, needs_positive=False, in_batch=True, uses_temperature=True,
                formula="T^2 * KL(softmax(t/T) || softmax(s/T)) (Hinton's T^2: the gradient keeps its size as T "
                "changes)"),
     "listmle": Loss(listmle, "ListMLE: likelihood of the teacher's order under the student (ties: Breslow)",
