@@ -966,6 +966,18 @@ def lead_cases(f: dict[str, str], w: Path) -> list[Case]:
     (occupied / "corpus.jsonl").write_text("mine\n")
     cases.append(Case("lead/data-split/real-file-in-the-way", [*split, str(occupied), "--dev", "1"], fault="output",
                       check=lambda _p, _w: (occupied / "corpus.jsonl").read_text() == "mine\n"))
+    # `data queries` (issue 28): a query log with a control character, bad bytes, nothing in it, a bad prefix.
+    log = w / "lead" / "log.txt"
+    log.write_bytes(b"first query\nsecond\x07query\n")
+    cases.append(Case("lead/data-queries/control-character", ["data", "queries", str(log)], fault="located"))
+    cases.append(Case("lead/data-queries/not-utf8", ["data", "queries"], stdin=b"ok\n\xc3\x28\n", fault="located"))
+    cases.append(Case("lead/data-queries/only-blank-lines", ["data", "queries"], stdin=b"\n  \n\t\n",
+                      fault="roundtrip"))
+    cases.append(Case("lead/data-queries/prefix-with-space", ["data", "queries", "--prefix", "my q", str(log)],
+                      fault="option"))
+    cases.append(Case("lead/data-queries/plain-file-as-queries", ["retrieve", "--corpus", f["corpus.jsonl"],
+                                                                  "--queries", str(log), "--index",
+                                                                  str(w / "lead" / "ix-plain")], fault="located"))
     train = ["train", "--student", "bi", "--frozen-documents", "--model", f["bi"], "--queries", f["queries.jsonl"],
              "--corpus", f["corpus.jsonl"], "--max-steps", "1", "--batch-size", "2", "--grad-accum", "1",
              "--max-doc-length", "32", "--device", "cpu", f["groups"]]

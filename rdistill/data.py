@@ -11,8 +11,9 @@ A *spec* is what a user passes to ``--queries``, ``--qrels`` or ``--corpus``:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -134,7 +135,8 @@ def _located_queries(source: str | Path) -> Iterator[tuple[int, Query]]:
         else:
             qid, sep, text = line.partition("\t")
             if not sep:
-                raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text'")
+                raise InputError(name, lineno, "expected a JSON object or 'id<TAB>text' (a file of one query a line "
+                                 "without ids: `rdistill data queries FILE > queries.jsonl` gives them ids)")
             yield lineno, Query(check_id(qid, name, lineno, "query id"), text)
 
 
@@ -167,6 +169,50 @@ def load_queries(spec: str, split: str | None = None) -> dict[str, str]:
     if not queries:
         raise InputError(source_name(source), None, "no queries found" + (f" for split {split!r}" if split else ""))
     return queries
+
+
+@dataclass
+class NumberedQueries:
+    written: int
+    blank: int
+    duplicates: int
+
+    def line(self) -> str:
+        return (f"{self.written} queries written" + (f", {self.blank} blank lines skipped" if self.blank else "")
+                + (f", {self.duplicates} repeated queries kept once" if self.duplicates else ""))
+
+
+def number_queries(source: str | Path, out: TextIO, prefix: str = "q", keep_duplicates: bool = False,
+                   ) -> NumberedQueries:
+    """Queries without ids (one a line: a query log, questions users asked) as queries JSONL every stage reads.
+
+    A query's id is ``PREFIX`` + its line number, so it traces back to the source line and stays the same when
+    lines are added after it. Blank lines are skipped; a query that repeats an earlier one (same text after
+    collapsing whitespace) is kept once, at its first line, since a log's repeats would weigh a query by its
+    popularity and put the same query on both sides of a split. JSON, not TSV, so any text (tabs, quotes) survives.
+    """
+    name = source_name(source)
+    if not prefix.isprintable() or any(c.isspace() for c in prefix):
+        raise UsageError(f"--prefix {prefix!r}: an id prefix cannot hold whitespace or control characters, "
+                         "which a TREC line cannot hold")
+    seen: set[str] = set()
+    written = blank = duplicates = 0
+    for lineno, line in iter_lines(source):
+        text = " ".join(line.split())
+        if not text:
+            blank += 1
+            continue
+        if not text.isprintable():
+            raise InputError(name, lineno, "the query contains a control character")
+        if text in seen and not keep_duplicates:
+            duplicates += 1
+            continue
+        seen.add(text)
+        out.write(orjson.dumps({"_id": f"{prefix}{lineno}", "text": text}).decode() + "\n")
+        written += 1
+    if not written:
+        raise InputError(name, None, "no queries found (expected one query a line)")
+    return NumberedQueries(written, blank, duplicates)
 
 
 # ----------------------------------------------------------------------------------------------------- corpora

@@ -71,3 +71,36 @@ def test_scifact_dev_split_is_disjoint_from_test(cli, tmp_path):
     again = tmp_path / "again"
     assert cli("data", "split", DATA / "scifact", again, "--dev", "100", "--seed", "42").exit_code == 0
     assert (again / "qrels" / "dev.tsv").read_bytes() == (out / "qrels" / "dev.tsv").read_bytes()
+
+
+def test_data_queries_gives_ids_that_every_stage_reads(cli, tmp_path):
+    log = tmp_path / "questions.txt"
+    log.write_text("how do statins work\n\nwhat  causes\tfever\nhow do statins   work\n")
+    out = tmp_path / "queries.jsonl"
+    r = cli("data", "queries", log, "-o", out)
+    assert r.exit_code == 0, r.stderr
+    assert "2 queries written, 1 blank lines skipped, 1 repeated queries kept once" in r.stderr
+    # The id is the line number, so a query traces back to its line; whitespace (a tab too) is collapsed.
+    assert out.read_text() == ('{"_id":"q1","text":"how do statins work"}\n'
+                               '{"_id":"q3","text":"what causes fever"}\n')
+    r = cli("retrieve", "--corpus", SAMPLE / "corpus.jsonl", "--queries", out, "--k", "2", "--index", tmp_path / "ix")
+    assert r.exit_code == 0, r.stderr
+    assert {line.split()[0] for line in r.stdout.splitlines()} <= {"q1", "q3"}
+    r = cli("data", "queries", log, "--keep-duplicates", "--prefix", "log-")
+    assert r.exit_code == 0 and r.stdout.count('"_id"') == 3 and '"log-4"' in r.stdout
+
+
+def test_data_queries_refuses_what_it_cannot_number(cli, tmp_path):
+    bad = tmp_path / "bad.txt"
+    for content, expected in ((b"fine\nbad\x01query\n", "bad.txt:2: the query contains a control character"),
+                              (b"ok\n\xff\n", "bad.txt:2: not valid UTF-8"),
+                              (b"\n \n", "no queries found")):
+        bad.write_bytes(content)
+        r = cli("data", "queries", bad)
+        assert r.exit_code == 2 and expected in r.stderr, r.stderr
+    r = cli("data", "queries", bad, "--prefix", "a b")
+    assert r.exit_code == 2 and "--prefix 'a b'" in r.stderr
+    # A plain file given where ids are expected says how to give them ids.
+    bad.write_text("how do statins work\n")
+    r = cli("retrieve", "--corpus", SAMPLE / "corpus.jsonl", "--queries", bad, "--index", tmp_path / "ix")
+    assert r.exit_code == 2 and "rdistill data queries" in r.stderr

@@ -10,7 +10,8 @@ from rdistill.datasets import RECIPES, export
 
 app = typer.Typer(
     name="data",
-    help="Get the test collections: export them from ir_datasets as BEIR folders; carve a dev split.\n\n"
+    help="Get the test collections: export them from ir_datasets as BEIR folders; carve a dev split; give ids to "
+    "a file of queries without them.\n\n"
     "\b\nExample (the three collections of `make demo`, into data/; downloads once, online):\n"
     "  rdistill data export irds:beir/scifact data/scifact\n"
     "  rdistill data export irds:cranfield data/cranfield\n"
@@ -76,3 +77,39 @@ def split_command(
 
     summary = carve(source, folder, dev, seed, split)
     typer.echo(f"data split: {summary.line()}", err=True)
+
+
+@app.command("queries")
+def queries_command(
+    source: Annotated[str, typer.Argument(help="One query a line (plain text, UTF-8, or gzipped); - for stdin.",
+                                          metavar="FILE", show_default=False)] = "-",
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Write here (atomically) instead of stdout.",
+                                               metavar="FILE")] = None,
+    prefix: Annotated[str, typer.Option("--prefix", help="Ids are PREFIX + the line number.")] = "q",
+    keep_duplicates: Annotated[bool, typer.Option("--keep-duplicates",
+                                                  help="Keep a query that repeats an earlier one.")] = False,
+) -> None:
+    """Give ids to queries that have none, for a domain without judgments.
+
+    Reads one query a line (a query log, questions your users asked) and writes queries JSONL
+    ({"_id": "q12", "text": ...}: the id is --prefix and the line number), which --queries reads everywhere.
+    Blank lines are skipped; a repeated query (the same text once whitespace is collapsed) is kept once, at its
+    first line, unless --keep-duplicates. Then distil without a single judgment: BM25 candidates, the teacher's
+    scores, `sample --positives teacher:1` (or `none`) and `train` (`make demo LABELS=none` is this chain on
+    scifact).
+
+    \b
+    Example (a domain student from a query log and a corpus, no judgments):
+      rdistill data queries questions.txt -o queries.jsonl
+      rdistill retrieve --corpus corpus.jsonl --queries queries.jsonl --k 100 --index idx -o bm25.trec
+      rdistill score-teacher --model all-MiniLM-L6-v2 --queries queries.jsonl --corpus corpus.jsonl bm25.trec \\
+        | rdistill sample --strategy teacher --positives teacher:1 --window 1:100 > groups.jsonl
+      rdistill train --student bi --frozen-documents --model all-MiniLM-L6-v2 --loss kl --teacher-scale 20 \\
+        --queries queries.jsonl --corpus corpus.jsonl --out student groups.jsonl
+    """
+    from rdistill.data import number_queries
+    from rdistill.io import open_output
+
+    with open_output(output) as out:
+        summary = number_queries(source, out, prefix, keep_duplicates)
+    typer.echo(f"data queries: {summary.line()}", err=True)
