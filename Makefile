@@ -54,7 +54,19 @@ DATA := $(if $(wildcard ../shared/data/.),../shared/data,$(DATA_OUT))
 endif
 DATASET ?= scifact
 OOD ?= cranfield vaswani
+# LABELS=judged (default): the training queries' judgments give each group its positive and join the teacher's
+# pools. LABELS=none: the practitioner's case, no training judgment read at all: the teacher scores BM25's top DEPTH
+# alone and its top PSEUDO_K of each pool become the groups' positives, flagged pseudo (POSITIVES=none: positive-free
+# lists of GROUP_SIZE, for kl, listmle, lambdaloss, adrmse). Test judgments are still read, by the evaluation only.
+# Its outputs go to out/demo-nolabels.
+LABELS ?= judged
+ifeq ($(LABELS),none)
+OUT ?= out/demo-nolabels
+else ifeq ($(LABELS),judged)
 OUT ?= out/demo
+else
+$(error LABELS=$(LABELS): expected judged or none)
+endif
 # The teacher. fused (default): BM25 and TEACHER_MODEL score the same pools (positives included), and `rdistill
 # fuse --weights 1,1` sums their per-query min-max normalised scores (so a fused score lies in [0, 2]); on scifact
 # test it re-ranks BM25's top 100 to nDCG@10 0.7295 against BM25's 0.6818, where MiniLM alone ranks below BM25
@@ -67,6 +79,11 @@ GROUP_SIZE ?= 8
 SEEDS ?= 42
 DEPTH ?= 200
 WINDOW ?= 1:100
+# The demo's two sampling sources (BM25 window, teacher window) drop a negative that scores above (1 - R) x its
+# positive's teacher score (sample --relative-margin, sentence-transformers' positive-aware filter): R = 0.1 was
+# chosen on the dev split over 0 and 0.05 (bench/select_student.py --sampling; docs/study.md). `make grid` runs
+# the paper's samplers (R = 0) so its sources compare as the paper's do; SAMPLE_MARGIN=0 gives them to the demo.
+SAMPLE_MARGIN ?= 0.1
 # The student and its sizes. On 2 CPU cores (the default) the student is all-MiniLM-L6-v2 (all 6 layers) as an
 # asymmetric bi-encoder: only its query tower trains (train --frozen-documents) and every document keeps the
 # embedding the teacher's MiniLM half already computed (256 tokens, cached once for the corpus), so a step encodes
@@ -133,6 +150,7 @@ GRID_SAMPLINGS ?= random bm25 teacher ensemble ensemble-nofilter
 GRID_SAMPLER_ROWS ?=
 RELATIVE_MARGIN ?= 0.05
 PSEUDO_K ?= 1
+POSITIVES ?= teacher:$(PSEUDO_K)
 GRID_SAMPLINGS += $(GRID_SAMPLER_ROWS)
 # ---- end of the sampler rows' variables
 GRID_LOSSES ?= lce marginmse ranknet kl
@@ -159,7 +177,7 @@ $(S)/retrieve: FORCE
 $(S)/rerank: FORCE
 	$(call write_settings,'RERANK_DEPTH=$(RERANK_DEPTH)')
 $(S)/teacher: FORCE
-	$(call write_settings,'TEACHER=$(TEACHER)' 'TEACHER_MODEL=$(TEACHER_MODEL)')
+	$(call write_settings,'TEACHER=$(TEACHER)' 'TEACHER_MODEL=$(TEACHER_MODEL)' 'LABELS=$(LABELS)')
 $(S)/dense: FORCE
 	$(call write_settings,'TEACHER_MODEL=$(TEACHER_MODEL)')
 $(S)/filter: FORCE
@@ -167,7 +185,8 @@ $(S)/filter: FORCE
 $(S)/entropy: FORCE
 	$(call write_settings,'ENTROPY_T=$(ENTROPY_T)')
 $(S)/sample: FORCE
-	$(call write_settings,'GROUP_SIZE=$(GROUP_SIZE)' 'WINDOW=$(WINDOW)')
+	$(call write_settings,'GROUP_SIZE=$(GROUP_SIZE)' 'WINDOW=$(WINDOW)' 'LABELS=$(LABELS)' 'SAMPLE_MARGIN=$(SAMPLE_MARGIN)' \
+	  $(if $(filter none,$(LABELS)),'POSITIVES=$(POSITIVES)'))
 
 $(OUT)/bm25.train.trec: $(S)/retrieve
 	@mkdir -p $(@D)
@@ -204,9 +223,11 @@ $(error TEACHER=$(TEACHER): expected fused or minilm)
 endif
 TP := $(OUT)/teacher-parts
 
-# The teacher scores {positives} U BM25@DEPTH, as the paper does, so every group can carry its positive's score.
+# The teacher scores {positives} U BM25@DEPTH, as the paper does, so every group can carry its positive's score
+# (LABELS=none: BM25@DEPTH alone).
+TRAIN_QRELS = $(if $(filter none,$(LABELS)),,--qrels $(D) --split train)
 $(OUT)/teacher.train.trec: $(OUT)/bm25.train.trec $(S)/teacher
-	$(call teacher_scores,$<,$@,$(D),$(OUT)/index/bm25,$(TP)/train,--qrels $(D) --split train)
+	$(call teacher_scores,$<,$@,$(D),$(OUT)/index/bm25,$(TP)/train,$(TRAIN_QRELS))
 
 
 $(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec $(S)/entropy
@@ -214,7 +235,8 @@ $(OUT)/entropy.train.jsonl: $(OUT)/teacher.train.trec $(S)/entropy
 
 # Random negatives and ensemble candidates (dense hits, padding) are mostly outside {positives} U BM25@DEPTH, so
 # those sources run in two passes: list the candidates, let the teacher score them, then sample with those scores.
-SAMPLE_ARGS = --qrels $(D) --split train --group-size $(GROUP_SIZE) --seed 42
+SAMPLE_ARGS = $(if $(filter none,$(LABELS)),--positives $(POSITIVES),--qrels $(D) --split train) \
+  --group-size $(GROUP_SIZE) --seed 42
 ENSEMBLE_RUNS = $(OUT)/bm25.train.trec $(OUT)/dense.train.trec
 
 $(OUT)/candidates/random.trec: $(S)/retrieve $(S)/sample
@@ -234,13 +256,17 @@ $(OUT)/groups/random.jsonl: $(OUT)/candidates/random.teacher.trec
 	@mkdir -p $(@D)
 	$(RD) sample --strategy random --corpus $(D) --scores $< $(SAMPLE_ARGS) -o $@
 
+# (The relative margin needs a positive to be relative to: positive-free lists, POSITIVES=none, go without it.)
+MARGIN_ARGS = $(if $(filter-out 0 0.0,$(SAMPLE_MARGIN)),$(if $(and $(filter none,$(LABELS)),$(filter none,$(POSITIVES))),,\
+  --relative-margin $(SAMPLE_MARGIN)))
 $(OUT)/groups/bm25.jsonl: $(OUT)/bm25.train.trec $(OUT)/teacher.train.trec $(S)/sample
 	@mkdir -p $(@D)
-	$(RD) sample --strategy window --window $(WINDOW) --scores $(OUT)/teacher.train.trec $(SAMPLE_ARGS) -o $@ $<
+	$(RD) sample --strategy window --window $(WINDOW) $(MARGIN_ARGS) --scores $(OUT)/teacher.train.trec $(SAMPLE_ARGS) \
+	  -o $@ $<
 
 $(OUT)/groups/teacher.jsonl: $(OUT)/teacher.train.trec $(S)/sample
 	@mkdir -p $(@D)
-	$(RD) sample --strategy teacher --window $(WINDOW) $(SAMPLE_ARGS) -o $@ $<
+	$(RD) sample --strategy teacher --window $(WINDOW) $(MARGIN_ARGS) $(SAMPLE_ARGS) -o $@ $<
 
 $(OUT)/groups/ensemble.jsonl: $(OUT)/candidates/ensemble.teacher.trec $(ENSEMBLE_RUNS) $(S)/filter
 	@mkdir -p $(@D)
@@ -327,7 +353,8 @@ $(OUT)/baselines/%/teacher.trec: $(OUT)/bm25.test.%.trec $(S)/teacher
 
 # The student before training (its initial checkpoint, layers cut; a cross-encoder's fresh head): what training
 # has to beat.
-init_args = $(student_args) --loss lce --lr 0 --max-steps 1 \
+# (kl where the groups may have no judged positive, which lce needs; at lr 0 the loss changes nothing.)
+init_args = $(student_args) --loss $(if $(filter none,$(LABELS)),kl,lce) --lr 0 --max-steps 1 \
   --group-size $(GROUP_SIZE) --batch-size 1 --seed 42 --max-doc-length $(MAX_DOC_LENGTH)
 $(S)/init: FORCE
 	$(call write_settings,'$(init_args)')
@@ -374,11 +401,11 @@ demo: $(OUT)/report.md  ## The main job: two students on scifact, evaluated in a
 	@echo "demo outputs: $(OUT)/ (report.md, runs/, students/, groups/, entropy_vs_ndcg.png)" >&2
 
 # SCALE=paper gets its own folder, so the cross-encoder grid does not overwrite the bi-encoder one.
-grid: OUT = out/grid$(if $(SCALE),-$(SCALE))
+grid: OUT = out/grid$(if $(SCALE),-$(SCALE))$(if $(filter none,$(LABELS)),-nolabels)
 grid:  ## The paper's study at this scale: sampling x loss, plus entropy cuts; SEEDS="1 2 3" for several seeds.
 	@# -k: one student that cannot train (an entropy cut can keep no query: `rdistill entropy` says how many it
 	@# kept) must not stop the others; the report covers every run that exists.
-	$(MAKE) -k OUT=$(OUT) $(GRID_RUNS) $(OUT)/entropy.test.jsonl || \
+	$(MAKE) -k OUT=$(OUT) SAMPLE_MARGIN=0 $(GRID_RUNS) $(OUT)/entropy.test.jsonl || \
 	  echo "make grid: some targets failed (see above); the report covers the runs that exist" >&2
 	$(call report,$(OUT))
 	@echo "grid outputs: $(OUT)/report.md" >&2
