@@ -15,9 +15,25 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from rdistill.data import load_qrels
-from rdistill.report import System, discover, evaluate_systems, parse_collection_arg
+from rdistill.evaluation import evaluate
+from rdistill.report import System, discover, evaluate_systems, load_runs, parse_collection_arg
+from rdistill.schema import Qrels
 from rdistill.stats import compare
+
+
+def seed_spread(systems: dict[System, list[Path]], qrels: Qrels) -> None:
+    """Each system's mean nDCG@10 seed by seed: how far one seed's figure can be trusted."""
+    print("seed spread (mean nDCG@10 of each seed's run; mean, sample sd and range over seeds):")
+    for system in sorted(systems, key=lambda s: s.label):
+        paths = systems[system]
+        values = [evaluate(qrels, run, ["ndcg@10"], name=system.label).mean["ndcg@10"] for run in load_runs(paths)]
+        sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+        seeds = " ".join(p.stem.rsplit(".", 1)[-1] for p in paths)
+        print(f"  {system.label:36s} [{seeds}] {' '.join(f'{v:.4f}' for v in values)}  mean {np.mean(values):.4f}"
+              f"  sd {sd:.4f}  range {max(values) - min(values):.4f}")
 
 
 def block(title: str, reference: System, others: list[System], values: dict[System, dict[str, float]],
@@ -40,7 +56,9 @@ def main() -> None:
     _, spec, split = parse_collection_arg(f"x={args.qrels}")
     collection = args.collection or Path(spec).name
     systems = discover(args.runs, collection)
-    values = evaluate_systems(systems, load_qrels(spec, split), "ndcg@10")
+    qrels = load_qrels(spec, split)
+    seed_spread(systems, qrels)
+    values = evaluate_systems(systems, qrels, "ndcg@10")
     seeds = {s: len(paths) for s, paths in systems.items()}
 
     by_loss: dict[str, list[System]] = defaultdict(list)

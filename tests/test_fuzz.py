@@ -508,3 +508,30 @@ def test_cli_eval_reads_a_benign_qrels_mutation_as_the_clean_one(judged: dict[st
         b = _cli("eval", "--json", "--qrels", str(mutated), str(run))
         assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
         assert a.stdout == b.stdout
+
+
+@FUZZ
+@given(lines=st.lists(st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30), max_size=12))
+def test_numbered_queries_read_back_as_written(lines: list[str]) -> None:
+    """`data queries` (a query log to queries JSONL): whatever it writes, the queries reader reads back, one query
+    per distinct non-blank line, ids that trace to the line, text with its whitespace collapsed."""
+    import io
+
+    from rdistill.data import load_queries, number_queries
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log, out = Path(tmp) / "log.txt", Path(tmp) / "queries.jsonl"
+        log.write_text("".join(line.replace("\r", " ") + "\n" for line in lines), encoding="utf-8")
+        expected: dict[str, str] = {}
+        for lineno, line in enumerate(lines, 1):
+            text = " ".join(line.replace("\r", " ").split())
+            if text and text not in expected.values():
+                expected[f"q{lineno}"] = text
+        buffer = io.StringIO()
+        try:
+            number_queries(log, buffer)
+        except InputError as exc:
+            assert not expected or not all(t.isprintable() for t in expected.values()), exc
+            return
+        out.write_text(buffer.getvalue(), encoding="utf-8")
+        assert load_queries(str(out)) == expected
