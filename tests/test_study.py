@@ -6,6 +6,7 @@ This is the integration test of every stage together through the Makefile a user
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -128,3 +129,33 @@ def test_make_demo_takes_data_given_then_shared_then_data_dir_else_says_how(tmp_
     (tmp_path / "mine" / "vaswani" / "corpus.jsonl").unlink()
     partial = dry_run(f"DATA={tmp_path / 'mine'}")
     assert partial.returncode != 0 and f"no collection {tmp_path / 'mine'}/vaswani" in partial.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_demo_without_labels_reads_no_training_judgment(tmp_path: Path) -> None:
+    """`make demo LABELS=none` (issue 28): the same chain with the teacher's top document as each group's positive;
+    no stage is given the training queries' judgments (only the evaluation reads the test qrels), and its outputs go
+    to their own folder, so the judged demo's are kept. A dry run in a fresh folder with empty collections."""
+    clone = tmp_path / "clone"
+    for name in ("scifact", "cranfield", "vaswani"):
+        (clone / "data" / name).mkdir(parents=True)
+        (clone / "data" / name / "corpus.jsonl").write_text("")
+
+    def dry_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "-n", "demo", *args],
+                              cwd=clone, capture_output=True, text=True, timeout=60)
+
+    judged, free = dry_run(), dry_run("LABELS=none")
+    assert judged.returncode == 0 and free.returncode == 0, free.stderr
+    assert "--qrels data/scifact --split train" in judged.stdout
+    commands = free.stdout.replace("\\\n", " ").splitlines()
+    samples = [c for c in commands if " sample " in c]
+    assert samples and all("--positives teacher:1" in c for c in samples)
+    for command in commands:
+        assert not re.search(r"--qrels \S+ --split train", command), command
+        assert "out/demo/" not in command, command
+    assert "out/demo-nolabels/" in free.stdout
+    # The test judgments are still read, by the evaluation (the report) only.
+    assert any(" report " in c and "scifact=data/scifact:test" in c for c in commands)
+    bad = dry_run("LABELS=some")
+    assert bad.returncode != 0 and "expected judged or none" in bad.stderr
