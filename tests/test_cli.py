@@ -62,7 +62,7 @@ def test_each_subcommand_help_has_an_example(cli, name: str) -> None:
 def test_man_pages_are_present_and_current() -> None:
     expected = pages()
     assert set(expected) == {"rdistill.1", *(f"rdistill-{name}.1" for name in NAMES), "rdistill-data-export.1",
-                             "rdistill-data-split.1"}
+                             "rdistill-data-split.1", "rdistill-data-queries.1"}
     stale = [name for name, text in expected.items()
              if not (ROOT / "man" / name).exists() or (ROOT / "man" / name).read_text() != text]
     assert not stale, f"regenerate with `python -m rdistill.manpages man`: {stale}"
