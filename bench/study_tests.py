@@ -38,6 +38,8 @@ def seed_spread(systems: dict[System, list[Path]], qrels: Qrels) -> None:
 
 def block(title: str, reference: System, others: list[System], values: dict[System, dict[str, float]],
           seeds: dict[System, int]) -> None:
+    if not others:  # a study still running, or a grid without this block's other rows: nothing to compare
+        return
     per_query = {s.label: {"ndcg@10": values[s]} for s in [reference, *others]}
     result = compare(per_query, ["ndcg@10"], reference.label)
     print(f"{title}: against {reference.label} ({seeds[reference]} seeds), mean {result.paired[0].baseline_mean:.4f}")
