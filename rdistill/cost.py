@@ -2,8 +2,8 @@
 the inputs each sidecar names, so a sampling source's groups are charged for every stage that made them.
 
 Stages name their inputs in their sidecars: ``sample`` its ``runs`` and ``scores``, ``score-teacher`` its
-``input``, ``fuse`` its ``inputs``; ``retrieve`` is a leaf (a first-stage run). A file is counted once however
-many paths lead to it. An input read from stdin, or without a sidecar (written with ``>`` instead of ``-o``),
+``input``, ``fuse`` its ``inputs``; ``retrieve`` is a leaf (a first-stage run). A stage is counted once however
+many paths lead to it, a copy of its output (with its sidecar) included. An input read from stdin, or without a sidecar (written with ``>`` instead of ``-o``),
 cannot be followed: it is listed in :attr:`Cost.unknown` so a report can say its cost is missing.
 """
 
@@ -57,6 +57,7 @@ def cost_of(output: str | Path) -> Cost:
     """The cost of ``output`` and of everything its sidecars say it was made from."""
     cost = Cost()
     seen: set[str] = set()
+    stages: set[bytes] = set()
     todo = [str(output)]
     while todo:
         name = todo.pop()
@@ -71,6 +72,12 @@ def cost_of(output: str | Path) -> Cost:
         if record is None:
             cost.unknown.append(name)
             continue
+        # The same stage reached through a copy (`cp -a out/demo out/grid`, then the grid's sidecars name the
+        # demo's files and the grid's own): its sidecar is the same record, so it is charged once.
+        stage = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        if stage in stages:
+            continue
+        stages.add(stage)
         cost.stages += 1
         cost.wall_seconds += float(record.get("wall_seconds") or 0.0)
         if "wall_seconds" not in record:

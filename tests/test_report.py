@@ -109,3 +109,17 @@ def test_report_costs_each_source_from_real_sidecars(cli, tmp_path: Path) -> Non
         assert row[3] == "0" and row[4] == f"{meta[teacher]['pairs']:,}"
         assert row[5].rstrip(" |") == f"{shared + sample_meta[source]['wall_seconds']:.0f}"
     assert "Not counted" not in cost
+    # A study started from a copy of another (`cp -a out/demo out/grid`, as docs/study.md does): the copied
+    # sidecars still name the first folder's files, the new groups name the copy's; each stage is charged once.
+    grid = tmp_path / "grid"
+    grid.mkdir()
+    for path in (bm25, teacher, fused):
+        for name in (path.name, path.name + ".meta.json"):
+            shutil.copy2(path.with_name(name), grid / name)
+    regrouped = cli("sample", "--strategy", "window", "--window", "1:20", "--scores", grid / fused.name, "--qrels",
+                    cran, "--split", "train", "-o", grid / "groups" / "bm25.jsonl", grid / bm25.name)
+    assert regrouped.exit_code == 0, regrouped
+    again = cli("report", "--runs", tmp_path / "runs", "--groups", grid / "groups", "--qrels", f"cran={cran}:test")
+    assert again.exit_code == 0, again
+    row = next(line for line in again.stdout.split("groups cost")[1].splitlines() if line.startswith("| bm25 |"))
+    assert row.split(" | ")[2] == "1 (bm25.train.trec)" and row.split(" | ")[4] == f"{meta[teacher]['pairs']:,}"
