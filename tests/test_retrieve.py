@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -313,3 +316,32 @@ def test_a_corrupt_index_file_is_a_one_line_error(cli, tmp_path: Path) -> None:
         assert result.stderr.startswith(f"rdistill: error: {file}: not a readable BM25 index file"), result.stderr
         assert result.stderr.count("\n") == 1
         file.write_bytes(saved)
+
+
+def test_index_kept_for_a_touched_corpus_refused_for_a_changed_one(cli, tmp_path: Path) -> None:
+    """A corpus copied, re-synced or re-downloaded gets a new modification time with the same bytes: its index is
+    reused (the content digest recorded at build time says so), not refused mid-pipeline. The same size with other
+    bytes is still a changed corpus."""
+    corpus = tmp_path / "corpus.jsonl"
+    shutil.copy(SAMPLE / "corpus.jsonl", corpus)
+    args = ["retrieve", "--corpus", corpus, "--queries", SAMPLE / "queries.jsonl", "--k", "3",
+            "--index", tmp_path / "idx"]
+    first = cli(*args)
+    assert first.exit_code == 0, first
+    folder = tmp_path / "idx" / "bm25"
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["corpus_sha256"] == hashlib.sha256(corpus.read_bytes()).hexdigest()
+    data = folder / "docids.bin"
+    stamp = data.stat().st_mtime_ns
+    later = corpus.stat().st_mtime_ns + 5 * 10**9
+    os.utime(corpus, ns=(later, later))
+    again = cli(*args)
+    assert again.exit_code == 0 and again.stdout == first.stdout, again
+    assert data.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert json.loads((folder / "meta.json").read_text())["build"]["mtime_ns"] == later  # the next check is free
+    text = corpus.read_bytes()
+    at = text.index(b"a")
+    corpus.write_bytes(text[:at] + b"e" + text[at + 1:])  # same size, other content
+    os.utime(corpus, ns=(later + 10**9, later + 10**9))
+    changed = cli(*args)
+    assert changed.exit_code == 2 and "built with other settings" in changed.stderr and "mtime_ns" in changed.stderr

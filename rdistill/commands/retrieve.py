@@ -67,8 +67,9 @@ def command(
 
     Writes a TREC run (qid Q0 docno rank score tag) on stdout, or atomically to -o. The index is built once into
     --index and reused: memory-mapped, so a corpus of millions of documents costs no Python object per document.
-    A folder holding an index built from another corpus or with other settings is an error unless --rebuild.
-    One folder can hold a BM25 and a dense index side by side (bm25/ and dense/).
+    A folder holding an index built from another corpus or with other settings is an error unless --rebuild; a
+    corpus file only touched (copied, re-synced: a new time, the same bytes by the index's recorded sha256) keeps
+    its index. One folder can hold a BM25 and a dense index side by side (bm25/ and dense/).
 
     BM25 (k1 1.2, b 0.75): tokens are the lowercased runs of 2+ word characters, minus Lucene's 33 English
     stopwords, stemmed with Snowball English (--stemmer, --stopwords change this; the index records it). The default
