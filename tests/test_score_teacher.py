@@ -276,3 +276,35 @@ def test_bf16_on_the_cpu_is_autocast_with_fp32_heads(cli, tiny_cross: Path, tiny
             "torch-bf16-autocast"
         if model == tiny_cross_1logit:  # the score is the head's logit: fp32, so not all bf16-representable
             assert any(float(torch.tensor(v).bfloat16()) != v for v in got.values())
+
+
+def test_embedding_cache_outlives_a_touched_corpus_and_follows_a_changed_one(cli, tiny_bi: Path, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The corpus embeddings cache (no --embeddings-cache): a corpus file touched with the same bytes keeps its
+    entry (no re-embedding); one whose bytes changed at the same size is embedded again in the same entry, and its
+    scores follow the new text. Never a refusal: it is a cache."""
+    import os
+
+    monkeypatch.setenv("RDISTILL_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_bytes((SAMPLE / "corpus.jsonl").read_bytes())
+    args = ["score-teacher", "--model", tiny_bi, "--queries", SAMPLE / "queries.jsonl", "--corpus", corpus]
+    first = cli(*args, input=RUN)
+    assert first.exit_code == 0, first
+    entries = list((tmp_path / "cache" / "teacher-embeddings").iterdir())
+    assert len(entries) == 1
+    stamp = (entries[0] / "embeddings.npy").stat().st_mtime_ns
+    later = corpus.stat().st_mtime_ns + 5 * 10**9
+    os.utime(corpus, ns=(later, later))
+    touched = cli(*args, input=RUN)
+    assert touched.exit_code == 0 and touched.stdout == first.stdout, touched
+    assert (entries[0] / "embeddings.npy").stat().st_mtime_ns == stamp  # reused, not embedded again
+    assert list((tmp_path / "cache" / "teacher-embeddings").iterdir()) == entries  # and no second entry made
+    text = corpus.read_bytes()
+    at = text.index(b'"text": "') + len(b'"text": "')
+    corpus.write_bytes(text[:at] + (b"Z" if text[at:at + 1] != b"Z" else b"Y") + text[at + 1:])  # same size
+    os.utime(corpus, ns=(later + 10**9, later + 10**9))
+    changed = cli(*args, input=RUN)
+    assert changed.exit_code == 0, changed
+    assert [p.name for p in (tmp_path / "cache" / "teacher-embeddings").iterdir()] == [entries[0].name]
+    assert (entries[0] / "embeddings.npy").stat().st_mtime_ns != stamp and changed.stdout != first.stdout

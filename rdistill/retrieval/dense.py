@@ -159,9 +159,20 @@ def corpus_embeddings(corpus: str, encoder: Any, folder: str | None = None,
     line when it was built by another model or settings), or in the cache under a key of the corpus and the
     encoder's settings, which a bi-encoder teacher and an asymmetric student of the same model share."""
     from rdistill.cache import cache_dir, short_hash
+    from rdistill.errors import UsageError
     from rdistill.io import dumps
 
-    path = (Path(folder) if folder else
-            cache_dir("teacher-embeddings", short_hash(dumps(build_key(corpus, encoder, False)))))
-    index = DenseIndex.open(corpus, path, encoder, batch_size=batch_size)
+    if folder:
+        index = DenseIndex.open(corpus, Path(folder), encoder, batch_size=batch_size)
+        return index, IdRows(Path(folder), index.ids)
+    # The cache entry is named by the corpus's path and size and the encoder's settings, not by its mtime: a corpus
+    # copied or re-synced with the same bytes keeps its embeddings (check_reuse compares the recorded digest), and
+    # one whose bytes changed at the same size is embedded again in place, as a cache should, never refused.
+    key = {name: value for name, value in build_key(corpus, encoder, False).items() if name != "mtime_ns"}
+    path = cache_dir("teacher-embeddings", short_hash(dumps(key)))
+    try:
+        reusable = check_reuse(path, build_key(corpus, encoder, False), "dense")
+    except UsageError:  # built from other bytes of the same file
+        reusable = False
+    index = DenseIndex.open(corpus, path, encoder, rebuild=not reusable, batch_size=batch_size)
     return index, IdRows(path, index.ids)
