@@ -3,8 +3,9 @@ the inputs each sidecar names, so a sampling source's groups are charged for eve
 
 Stages name their inputs in their sidecars: ``sample`` its ``runs`` and ``scores``, ``score-teacher`` its
 ``input``, ``fuse`` its ``inputs``; ``retrieve`` is a leaf (a first-stage run). A stage is counted once however
-many paths lead to it, a copy of its output (with its sidecar) included. An input read from stdin, or without a sidecar (written with ``>`` instead of ``-o``),
-cannot be followed: it is listed in :attr:`Cost.unknown` so a report can say its cost is missing.
+many paths lead to it, a copy of its output (with its sidecar) included. An input read from stdin, or without a
+sidecar (written with ``>`` instead of ``-o``), cannot be followed: it is listed in :attr:`Cost.unknown` so a
+report can say its cost is missing.
 """
 
 from __future__ import annotations

@@ -209,7 +209,9 @@ def touched_not_changed(meta: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """True when the index was built from this very file and only its modification time moved since, as its
     content digest shows. The fingerprint's mtime is what makes the usual check free; the digest is read only when
     the mtime alone differs."""
-    built = meta.get("build", {})
+    built = meta.get("build")
+    if not isinstance(built, dict):
+        return False
     differs = {key for key in set(built) | set(wanted) if built.get(key) != wanted.get(key)}
     recorded = meta.get("corpus_sha256")
     return (differs == {"mtime_ns"} and isinstance(recorded, str) and isinstance(wanted.get("corpus"), str)
@@ -218,8 +220,12 @@ def touched_not_changed(meta: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 def write_meta(folder: Path, meta: dict[str, Any]) -> None:
     tmp = folder / f".{META}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder / META)
+    try:
+        tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, folder / META)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def finish_build(tmp: Path, folder: Path, meta: dict[str, Any]) -> None:
