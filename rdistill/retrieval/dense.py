@@ -168,11 +168,13 @@ def corpus_embeddings(corpus: str, encoder: Any, folder: str | None = None,
     # The cache entry is named by the corpus's path and size and the encoder's settings, not by its mtime: a corpus
     # copied or re-synced with the same bytes keeps its embeddings (check_reuse compares the recorded digest), and
     # one whose bytes changed at the same size is embedded again in place, as a cache should, never refused.
-    key = {name: value for name, value in build_key(corpus, encoder, False).items() if name != "mtime_ns"}
-    path = cache_dir("teacher-embeddings", short_hash(dumps(key)))
+    wanted = build_key(corpus, encoder, False)
+    path = cache_dir("teacher-embeddings", short_hash(dumps({k: v for k, v in wanted.items() if k != "mtime_ns"})))
     try:
-        reusable = check_reuse(path, build_key(corpus, encoder, False), "dense")
+        reusable = check_reuse(path, wanted, "dense")
     except UsageError:  # built from other bytes of the same file
         reusable = False
-    index = DenseIndex.open(corpus, path, encoder, rebuild=not reusable, batch_size=batch_size)
+    if not reusable:
+        build_dense(corpus, path, encoder, False, batch_size)
+    index = DenseIndex(path, encoder)
     return index, IdRows(path, index.ids)
